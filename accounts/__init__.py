@@ -1,0 +1,1 @@
+"""Identity: users, memberships, token verification and sign-in."""

@@ -1,0 +1,1 @@
+"""Ameide platform core: the Django project package."""

@@ -1,0 +1,1 @@
+"""Tenancy core: the tenant, the context, scoping, constraints, RLS, audit and their checks."""

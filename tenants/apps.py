@@ -1,0 +1,16 @@
+"""App config: wires the model hooks, system checks and post-migrate grants at start-up."""
+
+from django.apps import AppConfig
+
+
+class TenantsConfig(AppConfig):
+    name = "tenants"
+    verbose_name = "Tenancy"
+
+    def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
+        from tenants import checks  # noqa: F401  (registers the system checks)
+        from tenants.db.roles import grant_runtime_privileges
+
+        post_migrate.connect(grant_runtime_privileges, dispatch_uid="tenants.grants")

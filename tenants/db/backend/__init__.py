@@ -1,0 +1,1 @@
+"""PostgreSQL backend that carries the current tenant into every transaction (ENGINE)."""

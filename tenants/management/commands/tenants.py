@@ -1,0 +1,105 @@
+"""`manage.py tenants <subcommand>`: tenant operations from the command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+
+from tenants import selectors, services
+from tenants.audit import acting
+from tenants.models import Tenant
+
+
+def _tenant_dict(tenant: Tenant) -> dict:
+    return {
+        "id": tenant.pk,
+        "slug": tenant.slug,
+        "external_id": tenant.external_id,
+        "name": tenant.name,
+        "status": tenant.status,
+        "created_at": tenant.created_at.isoformat(),
+    }
+
+
+class Command(BaseCommand):
+    help = "Tenant operations. `manage.py tenants <subcommand> --help` for each."
+
+    def add_arguments(self, parser) -> None:
+        sub = parser.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
+        create = sub.add_parser("create", help="Create a tenant.")
+        create.add_argument("slug", help="Lowercase identifier, e.g. acme.")
+        create.add_argument("--name", required=True, help="Display name.")
+        create.add_argument(
+            "--external-id", help="Value of the IdP tenant claim (default: the slug)."
+        )
+        create.add_argument("--json", action="store_true", help="Print the tenant as JSON.")
+        listing = sub.add_parser("list", help="List tenants.")
+        listing.add_argument("--json", action="store_true", help="Print JSON.")
+        show = sub.add_parser("show", help="Show one tenant.")
+        show.add_argument("slug")
+        show.add_argument("--json", action="store_true", help="Print JSON.")
+        for name, text in (("suspend", "Suspend"), ("activate", "Reactivate")):
+            p = sub.add_parser(name, help=f"{text} a tenant (its data stays intact).")
+            p.add_argument("slug")
+            p.add_argument("--reason", default="", help="Why (kept in the audit log).")
+        sub.add_parser(
+            "setup", help="Create the database (if missing) and the runtime and break-glass roles."
+        )
+        sub.add_parser(
+            "check", help="Audit the connected database's RLS, keys and roles; non-zero if unsafe."
+        )
+        self._subparsers = sub
+
+    def handle(self, *args, subcommand: str, **options) -> None:
+        handler = getattr(self, "do_" + subcommand.replace("-", "_"))
+        with acting(name=f"cli:{subcommand}"):
+            try:
+                handler(**options)
+            except (services.TenantInputError, selectors.TenantNotFound) as exc:
+                raise CommandError(str(exc)) from None
+
+    def _emit(self, data, *, as_json: bool, text: str) -> None:
+        self.stdout.write(json.dumps(data, indent=2) if as_json else text)
+
+    def do_create(self, *, slug, name, external_id=None, json=False, **_):
+        tenant = services.tenant_create(slug=slug, name=name, external_id=external_id)
+        self._emit(_tenant_dict(tenant), as_json=json, text=f"created tenant {tenant.slug}")
+
+    def do_list(self, *, json=False, **_):
+        tenants = [_tenant_dict(t) for t in selectors.tenant_list()]
+        lines = [f"{t['slug']:<24} {t['status']:<10} {t['name']}" for t in tenants]
+        self._emit(tenants, as_json=json, text="\n".join(lines) or "(no tenants)")
+
+    def do_show(self, *, slug, json=False, **_):
+        tenant = _tenant_dict(selectors.tenant_get(slug=slug))
+        text = "\n".join(f"{k}: {v}" for k, v in tenant.items())
+        self._emit(tenant, as_json=json, text=text)
+
+    def _set_status(self, *, slug, reason, status):
+        tenant = selectors.tenant_get(slug=slug)
+        services.tenant_set_status(tenant=tenant, status=status, reason=reason)
+        self.stdout.write(f"tenant {slug} is {status}")
+
+    def do_suspend(self, *, slug, reason="", **_):
+        self._set_status(slug=slug, reason=reason, status=Tenant.Status.SUSPENDED)
+
+    def do_activate(self, *, slug, reason="", **_):
+        self._set_status(slug=slug, reason=reason, status=Tenant.Status.ACTIVE)
+
+    def do_setup(self, **_):
+        from tenants.db.roles import ensure_database, ensure_roles
+
+        for line in [*ensure_database(), *ensure_roles()] or ["database and roles in place"]:
+            self.stdout.write(line)
+
+    def do_check(self, **_):
+        from tenants.db.catalog import audit_database
+
+        findings = audit_database()
+        for finding in findings:
+            self.stderr.write(f"FAIL {finding}")
+        if findings:
+            sys.exit(1)
+        self.stdout.write("tenancy check: database is clean")

@@ -1,0 +1,126 @@
+"""Tenant, the abstract TenantModel every tenant-owned model inherits, and the audit log."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models.functions import Now
+
+from tenants.scoping import TenantManager, install_tenant_keys
+
+
+class Tenancy:
+    """Declarations a model makes about where its rows live (read by tenants.checks)."""
+
+    GLOBAL = "global"
+    TENANT = "tenant"
+
+
+class Tenant(models.Model):
+    """An organisation. Global: the table every tenant row points at."""
+
+    tenancy = Tenancy.GLOBAL
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        SUSPENDED = "suspended", "Suspended"
+        DELETED = "deleted", "Deleted"
+
+    slug = models.SlugField(max_length=63, unique=True, help_text="Operator-facing identifier.")
+    external_id = models.CharField(
+        max_length=255,
+        unique=True,
+        help_text="The value the identity provider's tenant claim carries (exact, case-sensitive).",
+    )
+    name = models.CharField(max_length=200)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == self.Status.ACTIVE
+
+
+class TenantModel(models.Model):
+    """Abstract base of every tenant-owned model.
+
+    It adds the `tenant` key and a manager that is both the default and the base manager, so
+    every ORM path (querysets, related managers, forward foreign keys, `save()` updates,
+    deletes) is scoped to the current tenant and fails closed without one. Composite keys and
+    RLS policies are added to each subclass by `install_tenant_keys` (tenants.scoping).
+    """
+
+    tenancy = Tenancy.TENANT
+
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.PROTECT, related_name="+", db_index=False, editable=False
+    )
+
+    objects = TenantManager()
+
+    class Meta:
+        abstract = True
+        base_manager_name = "objects"
+        default_manager_name = "objects"
+
+    def save(self, *args, **kwargs) -> None:
+        from tenants.scoping import claim_row_for_current_tenant
+
+        claim_row_for_current_tenant(self)
+        super().save(*args, **kwargs)
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        # Remembered so that save() can refuse to move a loaded row to another tenant.
+        instance._loaded_tenant_id = instance.__dict__.get("tenant_id")
+        return instance
+
+
+models.signals.class_prepared.connect(install_tenant_keys, dispatch_uid="tenants.keys")
+
+
+class AuditEvent(models.Model):
+    """Append-only record of cross-tenant and lifecycle acts; the runtime role cannot change it.
+
+    `txid` is the writing transaction's id, filled by PostgreSQL: the break-glass RLS policy
+    admits rows only in a transaction that has written an `unscoped` event.
+    """
+
+    tenancy = Tenancy.GLOBAL
+
+    at = models.DateTimeField(db_default=Now())
+    actor = models.CharField(max_length=255, blank=True)
+    acting_as = models.CharField(max_length=255, blank=True)
+    action = models.CharField(max_length=64)
+    tenant_id_value = models.BigIntegerField(null=True, blank=True, db_column="tenant_id")
+    tenant_slug = models.CharField(max_length=63, blank=True)
+    reason = models.TextField(blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    txid = models.BigIntegerField(
+        db_default=models.Func(function="txid_current", output_field=models.BigIntegerField()),
+        editable=False,
+    )
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["txid"], name="audit_txid_idx"),
+            models.Index(fields=["tenant_id_value", "-at"], name="audit_tenant_at_idx"),
+            models.Index(fields=["action", "-at"], name="audit_action_at_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.action} {self.tenant_slug or '-'}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None:
+            raise PermissionError("Audit events are append-only.")
+        super().save(*args, **kwargs)

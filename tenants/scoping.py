@@ -1,0 +1,234 @@
+"""Where the ORM enforces the tenant: the manager, the queryset and the compile-time filter.
+
+The filter `tenant_id = <current tenant>` is attached when a queryset is built, but its value
+is read from the context only when the SQL is compiled. A queryset built at import time (a
+class-level `queryset=`, a serializer field, a filter set) therefore runs for the tenant of the
+request that evaluates it, and raises TenantNotSet when there is none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from django.core.exceptions import FullResultSet
+from django.db import models
+from django.db.models.expressions import Expression
+from django.db.models.fields.related import lazy_related_operation
+
+from tenants.context import current_scope, current_tenant
+from tenants.exceptions import CrossTenantWrite, TenantNotSet
+
+
+class CurrentTenantId(Expression):
+    """SQL placeholder for the current tenant's id, resolved at compile time."""
+
+    def __init__(self) -> None:
+        super().__init__(output_field=models.BigIntegerField())
+
+    def as_sql(self, compiler, connection):
+        scope = current_scope()
+        if scope.tenant is not None:
+            return "%s", [scope.tenant.pk]
+        if scope.is_bypass:
+            # Inside unscoped(): the condition disappears (WhereNode treats it as "all rows").
+            raise FullResultSet
+        raise TenantNotSet()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CurrentTenantId)
+
+    def __hash__(self) -> int:
+        return hash(CurrentTenantId)
+
+
+def _writing_tenant_id() -> int | None:
+    """The tenant id writes must carry: the context's, None under unscoped(), else refuse."""
+    scope = current_scope()
+    if scope.tenant is not None:
+        return scope.tenant.pk
+    if scope.is_bypass:
+        return None
+    raise TenantNotSet()
+
+
+def claim_row_for_current_tenant(instance: models.Model) -> None:
+    """Give a new row the current tenant; refuse a row of, or a move to, another tenant."""
+    tenant_id = _writing_tenant_id()
+    if tenant_id is None:  # unscoped(): the caller must say which tenant the row belongs to
+        if instance.tenant_id is None:
+            raise CrossTenantWrite(
+                f"{type(instance).__name__} written inside unscoped() needs an explicit tenant."
+            )
+        return
+    if instance.tenant_id is None:
+        instance.tenant_id = tenant_id
+    elif instance.tenant_id != tenant_id:
+        raise CrossTenantWrite(
+            f"Refusing to write a {type(instance).__name__} of tenant {instance.tenant_id} "
+            f"while the current tenant is {tenant_id}."
+        )
+    loaded = getattr(instance, "_loaded_tenant_id", None)
+    if loaded is not None and loaded != instance.tenant_id:
+        raise CrossTenantWrite(f"A {type(instance).__name__} cannot move to another tenant.")
+
+
+class TenantQuerySet(models.QuerySet):
+    """A queryset whose writes take the tenant from the context and never change it."""
+
+    def bulk_create(self, objs, *args, **kwargs):
+        objs = list(objs)
+        for obj in objs:
+            claim_row_for_current_tenant(obj)
+        return super().bulk_create(objs, *args, **kwargs)
+
+    async def abulk_create(self, objs, *args, **kwargs):
+        objs = list(objs)
+        for obj in objs:
+            claim_row_for_current_tenant(obj)
+        return await super().abulk_create(objs, *args, **kwargs)
+
+    def bulk_update(self, objs, fields, *args, **kwargs):
+        if {"tenant", "tenant_id"} & set(fields):
+            raise CrossTenantWrite("bulk_update() cannot change a row's tenant.")
+        objs = list(objs)
+        for obj in objs:
+            claim_row_for_current_tenant(obj)
+        return super().bulk_update(objs, fields, *args, **kwargs)
+
+    def update(self, **kwargs):
+        if {"tenant", "tenant_id"} & set(kwargs):
+            raise CrossTenantWrite("update() cannot change a row's tenant.")
+        # Fail before Django's update() marks the caller's transaction for rollback.
+        _writing_tenant_id()
+        return super().update(**kwargs)
+
+    def delete(self):
+        _writing_tenant_id()
+        return super().delete()
+
+    delete.alters_data = True
+    delete.queryset_only = True
+
+    update.alters_data = True
+
+    def _update(self, values):
+        if any(field.name == "tenant" for field, _, _ in values):
+            raise CrossTenantWrite("update() cannot change a row's tenant.")
+        return super()._update(values)
+
+    _update.alters_data = True
+    _update.queryset_only = False
+
+
+class TenantManager(models.Manager.from_queryset(TenantQuerySet)):
+    """Default and base manager of every TenantModel: every queryset starts scoped."""
+
+    # Related managers and forward foreign keys go through this manager too.
+    use_for_related_fields = True
+
+    def get_queryset(self) -> TenantQuerySet:
+        return super().get_queryset().filter(tenant_id=CurrentTenantId())
+
+    def raw(self, raw_query, params=(), translations=None, using=None):
+        # Raw SQL is out of the ORM's reach: demand a tenant (RLS filters the rows).
+        if not current_scope().is_bypass:
+            current_tenant()
+        return super().raw(raw_query, params, translations, using)
+
+
+def _short_name(*parts: str, suffix: str) -> str:
+    """A deterministic identifier of at most 30 characters (Django's limit for index names)."""
+    digest = hashlib.sha1(".".join(parts).encode(), usedforsecurity=False).hexdigest()[:8]
+    head = "_".join(p[:8] for p in parts)[: 29 - len(suffix) - 9]
+    return f"{head}_{digest}_{suffix}".lower()
+
+
+def _set_meta(meta, **values) -> None:
+    """Set Meta options as if declared: migrations read only options in `original_attrs`."""
+    for name, value in values.items():
+        setattr(meta, name, value)
+        meta.original_attrs[name] = value
+
+
+def _constraint_name(table: str, suffix: str) -> str:
+    """A readable constraint name within PostgreSQL's 63-character limit."""
+    name = f"{table}_{suffix}"
+    if len(name) <= 63:
+        return name
+    digest = hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()[:8]
+    return f"{table[: 63 - len(suffix) - 10]}_{digest}_{suffix}"
+
+
+def install_tenant_keys(sender: type[models.Model], **kwargs: Any) -> None:
+    """On each concrete TenantModel: composite keys, composite FKs, FK indexes and RLS.
+
+    Runs when the model class is prepared, so `makemigrations` emits them for every tenant
+    model without anyone writing them by hand.
+    """
+    from tenants.constraints import RowLevelSecurity
+    from tenants.models import TenantModel
+
+    if not issubclass(sender, TenantModel) or sender._meta.abstract:
+        return
+    if sender._meta.proxy or not sender._meta.managed:
+        return
+    meta = sender._meta
+    table = meta.db_table
+    # A subclass with its own `class Meta` does not inherit the abstract base's manager names;
+    # the base manager serves forward foreign keys, save() updates and cascades, so pin both.
+    meta.base_manager_name = meta.base_manager_name or "objects"
+    meta.default_manager_name = meta.default_manager_name or "objects"
+    constraints = list(meta.constraints)
+    names = {c.name for c in constraints}
+    key_name = _constraint_name(table, "tenant_pk")
+    if key_name not in names:
+        constraints.append(models.UniqueConstraint(fields=["tenant", "id"], name=key_name))
+    rls_name = _constraint_name(table, "rls")
+    if rls_name not in names:
+        constraints.append(RowLevelSecurity(name=rls_name))
+    _set_meta(meta, constraints=constraints)
+    for field in meta.local_fields:
+        if field.is_relation and field.many_to_one and field.name != "tenant":
+            lazy_related_operation(
+                _key_tenant_foreign_key, sender, field.remote_field.model, field=field
+            )
+
+
+def _key_tenant_foreign_key(model, related_model, *, field) -> None:
+    """Make a foreign key between two tenant models composite: (tenant_id, fk) -> (tenant_id, id)."""
+    from tenants.constraints import CompositeForeignKey
+    from tenants.models import TenantModel
+
+    if not issubclass(related_model, TenantModel):
+        return  # a key to a global model (a user, the tenant) stays a plain foreign key
+    meta = model._meta
+    field.db_constraint = False  # the composite key below replaces the single-column one
+    field.db_index = False  # and the (tenant_id, fk) index below replaces the single-column one
+    fk_name = _constraint_name(meta.db_table, f"{field.column}_tfk")
+    if fk_name not in {c.name for c in meta.constraints}:
+        _set_meta(
+            meta,
+            constraints=[
+                *meta.constraints,
+                CompositeForeignKey(fields=["tenant", field.name], name=fk_name),
+            ],
+        )
+    index_name = _short_name(meta.model_name, field.name, suffix="tix")
+    covered = any(list(i.fields[:2]) == ["tenant", field.name] for i in meta.indexes)
+    if not covered:
+        index = models.Index(fields=["tenant", field.name], name=index_name)
+        _set_meta(meta, indexes=[*meta.indexes, index])
+
+
+def tenant_foreign_keys(model: type[models.Model]) -> list[models.ForeignKey]:
+    """Foreign keys of `model` that point at another tenant model (need composite keys)."""
+    from tenants.models import TenantModel
+
+    result = []
+    for field in model._meta.local_fields:
+        if field.is_relation and field.many_to_one and field.name != "tenant":
+            target = field.related_model
+            if isinstance(target, type) and issubclass(target, TenantModel):
+                result.append(field)
+    return result

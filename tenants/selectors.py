@@ -1,0 +1,22 @@
+"""Reads about tenants (global rows: no tenant context needed)."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from tenants.models import Tenant
+
+
+class TenantNotFound(LookupError):
+    pass
+
+
+def tenant_list() -> QuerySet[Tenant]:
+    return Tenant.objects.order_by("slug")
+
+
+def tenant_get(*, slug: str) -> Tenant:
+    tenant = Tenant.objects.filter(slug=slug).first()
+    if tenant is None:
+        raise TenantNotFound(f"No tenant with slug {slug!r}.")
+    return tenant

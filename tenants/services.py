@@ -1,0 +1,53 @@
+"""Tenant lifecycle writes; each one leaves an audit row in the same transaction."""
+
+from __future__ import annotations
+
+import re
+
+from django.db import IntegrityError, transaction
+
+from tenants.audit import record_event
+from tenants.models import Tenant
+
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+class TenantInputError(ValueError):
+    """Bad input for a tenant operation; nothing was written."""
+
+
+def tenant_create(*, slug: str, name: str, external_id: str | None = None) -> Tenant:
+    if not SLUG_RE.match(slug or ""):
+        raise TenantInputError(
+            f"Invalid slug {slug!r}: use 1-63 lowercase letters, digits and inner hyphens."
+        )
+    if not (name or "").strip():
+        raise TenantInputError("A tenant needs a non-empty --name.")
+    external_id = slug if external_id is None else external_id
+    if not external_id or external_id != external_id.strip():
+        raise TenantInputError("The external id must be non-empty and unpadded.")
+    try:
+        with transaction.atomic():
+            tenant = Tenant.objects.create(slug=slug, name=name.strip(), external_id=external_id)
+            record_event(action="tenant.create", tenant=tenant, details={"name": tenant.name})
+    except IntegrityError:
+        raise TenantInputError(
+            f"A tenant with slug {slug!r} or external id {external_id!r} already exists."
+        ) from None
+    return tenant
+
+
+def tenant_set_status(*, tenant: Tenant, status: str, reason: str = "") -> Tenant:
+    if status not in Tenant.Status.values:
+        raise TenantInputError(f"Unknown status {status!r}.")
+    with transaction.atomic():
+        previous = tenant.status
+        tenant.status = status
+        tenant.save(update_fields=["status", "updated_at"])
+        record_event(
+            action=f"tenant.{status}",
+            tenant=tenant,
+            reason=reason,
+            details={"from": previous, "to": status},
+        )
+    return tenant

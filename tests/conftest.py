@@ -1,0 +1,117 @@
+"""Test set-up: a real PostgreSQL test database created and migrated as the owner role, two
+tenants with a member each, and API clients signed in to them."""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+
+import pytest
+from django.conf import settings
+from django.db import connections
+
+from tenants.context import tenant_context
+
+CI = os.environ.get("CI", "").lower() == "true"
+
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under CI=true a skipped test is a failure: nothing CI must run may be skipped."""
+    outcome = yield
+    report = outcome.get_result()
+    if CI and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI=true, which must run everything: {report.longrepr}"
+
+
+@contextmanager
+def _as_owner(alias: str = "default"):
+    """Let the runtime alias use the owner's credentials while the test database is built."""
+    runtime = connections[alias].settings_dict
+    owner = connections["owner"].settings_dict
+    saved = {key: runtime[key] for key in ("USER", "PASSWORD")}
+    connections[alias].close()
+    runtime.update(USER=owner["USER"], PASSWORD=owner["PASSWORD"])
+    try:
+        yield
+    finally:
+        connections[alias].close()
+        runtime.update(saved)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(request, django_test_environment, django_db_blocker):
+    from django.test.utils import setup_databases, teardown_databases
+
+    from tenants.db.roles import ensure_database, ensure_roles
+
+    test_name = os.environ.get("AMEIDE_TEST_DB_NAME")
+    if test_name:
+        settings.DATABASES["default"]["TEST"] = {"NAME": test_name}
+        connections["default"].settings_dict.setdefault("TEST", {})["NAME"] = test_name
+    with django_db_blocker.unblock():
+        ensure_database()
+        ensure_roles()
+        connections["owner"].close()
+        with _as_owner():
+            db_cfg = setup_databases(
+                verbosity=0, interactive=False, keepdb=False, serialized_aliases=[]
+            )
+    yield
+    with django_db_blocker.unblock(), _as_owner():
+        for alias in connections:
+            connections[alias].close()
+        teardown_databases(db_cfg, verbosity=0)
+
+
+@pytest.fixture
+def tenant_a(db):
+    from tenants.models import Tenant
+
+    return Tenant.objects.create(slug="alpha", external_id="alpha", name="Alpha Corp")
+
+
+@pytest.fixture
+def tenant_b(db):
+    from tenants.models import Tenant
+
+    return Tenant.objects.create(slug="bravo", external_id="bravo", name="Bravo Ltd")
+
+
+def make_member(*, tenant, username: str, role: str = "member"):
+    from accounts.models import Membership, User
+
+    user = User.objects.create_user(username=username, password="pw", home_tenant=tenant)
+    with tenant_context(tenant):
+        Membership.objects.create(user=user, role=role)
+    return user
+
+
+@pytest.fixture
+def user_a(tenant_a):
+    return make_member(tenant=tenant_a, username="ann")
+
+
+@pytest.fixture
+def user_b(tenant_b):
+    return make_member(tenant=tenant_b, username="bob")
+
+
+@pytest.fixture
+def client_a(user_a):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_login(user_a)
+    return client
+
+
+@pytest.fixture
+def client_b(user_b):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_login(user_b)
+    return client

@@ -1,0 +1,119 @@
+"""DRF viewsets of the workflows API: thin, they call selectors and services."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from tenants.api import TenantViewSet
+from workflows import selectors, services
+from workflows.filters import WorkflowFilter, WorkflowRunFilter
+from workflows.serializers import (
+    MeSerializer,
+    WorkflowRunCreateSerializer,
+    WorkflowRunSerializer,
+    WorkflowSerializer,
+)
+
+DUPLICATE_NAME = {"name": ["A workflow with this name already exists."]}
+
+
+class WorkflowViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    TenantViewSet,
+):
+    """Workflows of the caller's tenant."""
+
+    selector = staticmethod(selectors.workflow_list)
+    serializer_class = WorkflowSerializer
+    filterset_class = WorkflowFilter
+    ordering_fields = ["created_at", "updated_at", "name"]
+
+    def create(self, request):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            workflow = services.workflow_create(owner=request.user, **serializer.validated_data)
+        except services.DuplicateName:
+            raise ValidationError(DUPLICATE_NAME) from None
+        return Response(self.get_serializer(workflow).data, status=status.HTTP_201_CREATED)
+
+    def update(self, request, pk=None, partial=False):
+        workflow = self.get_object()
+        serializer = self.get_serializer(workflow, data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        try:
+            workflow = services.workflow_update(workflow=workflow, **serializer.validated_data)
+        except services.DuplicateName:
+            raise ValidationError(DUPLICATE_NAME) from None
+        return Response(self.get_serializer(workflow).data)
+
+    def partial_update(self, request, pk=None):
+        return self.update(request, pk=pk, partial=True)
+
+    def perform_destroy(self, instance):
+        services.workflow_delete(workflow=instance)
+
+    @extend_schema(request=WorkflowRunCreateSerializer, responses=WorkflowRunSerializer(many=True))
+    @action(detail=True, methods=["get", "post"], serializer_class=WorkflowRunSerializer)
+    def runs(self, request, pk=None):
+        workflow = self.get_object()
+        if request.method == "POST":
+            body = WorkflowRunCreateSerializer(data=request.data)
+            body.is_valid(raise_exception=True)
+            run = services.run_start(workflow=workflow, **body.validated_data)
+            return Response(WorkflowRunSerializer(run).data, status=status.HTTP_201_CREATED)
+        page = self.paginate_queryset(selectors.run_list(workflow=workflow))
+        return self.get_paginated_response(WorkflowRunSerializer(page, many=True).data)
+
+
+class WorkflowRunViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    TenantViewSet,
+):
+    """Runs of the caller's tenant; POST takes the workflow id in the body."""
+
+    selector = staticmethod(selectors.run_list)
+    serializer_class = WorkflowRunSerializer
+    filterset_class = WorkflowRunFilter
+    ordering_fields = ["created_at"]
+
+    def create(self, request):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        run = services.run_start(
+            workflow=serializer.validated_data["workflow"],
+            input=serializer.validated_data.get("input"),
+        )
+        return Response(self.get_serializer(run).data, status=status.HTTP_201_CREATED)
+
+
+class MeView(APIView):
+    """The caller and the tenant their request runs in."""
+
+    @extend_schema(responses=MeSerializer)
+    def get(self, request):
+        principal = request.auth
+        return Response(
+            {
+                "user": {
+                    "id": request.user.pk,
+                    "username": request.user.username,
+                    "email": request.user.email,
+                    "name": request.user.get_full_name(),
+                },
+                "tenant": {
+                    "id": principal.tenant.pk,
+                    "slug": principal.tenant.slug,
+                    "name": principal.tenant.name,
+                },
+                "role": principal.membership.role,
+            }
+        )
