@@ -8,7 +8,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from tenants.exceptions import CrossTenantWrite, TenantNotSet
+from tenants.exceptions import TenantNotSet
 
 logger = logging.getLogger("ameide.api")
 
@@ -19,8 +19,6 @@ def json_exception_handler(exc, context):
         return response
     if isinstance(exc, TenantNotSet):
         return Response({"detail": "No tenant.", "code": "tenant_required"}, status=403)
-    if isinstance(exc, CrossTenantWrite):
-        return Response({"detail": "Not found."}, status=404)
     if isinstance(exc, OperationalError | InterfaceError):
         logger.warning("database unavailable: %s", exc)
         response = Response(

@@ -112,14 +112,6 @@ class TenantQuerySet(models.QuerySet):
 
     update.alters_data = True
 
-    def _update(self, values):
-        if any(field.name == "tenant" for field, _, _ in values):
-            raise CrossTenantWrite("update() cannot change a row's tenant.")
-        return super()._update(values)
-
-    _update.alters_data = True
-    _update.queryset_only = False
-
 
 class TenantManager(models.Manager.from_queryset(TenantQuerySet)):
     """Default and base manager of every TenantModel: every queryset starts scoped."""

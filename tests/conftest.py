@@ -15,7 +15,6 @@ from tenants.context import tenant_context
 CI = os.environ.get("CI", "").lower() == "true"
 
 
-
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """Under CI=true a skipped test is a failure: nothing CI must run may be skipped."""

@@ -23,6 +23,9 @@ _SET_TENANT = "SELECT set_config('app.tenant_id', %s, true)"
 _SET_TENANT_AND_ROLE = "SELECT set_config('app.tenant_id', %s, true), set_config('role', %s, true)"
 
 
+_TRANSACTION_CONTROL = frozenset({"SAVE", "ROLL", "RELE"})
+
+
 class DatabaseWrapper(postgresql.DatabaseWrapper):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -49,6 +52,10 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
         return super()._close()
 
     def _carry_tenant(self, execute, sql, params, many, context):
+        if sql[:4] in _TRANSACTION_CONTROL:
+            # SAVEPOINT / ROLLBACK TO / RELEASE touch no rows and must run even when the
+            # transaction is aborted, where any other statement would fail.
+            return execute(sql, params, many, context)
         wanted = database_setting()
         if self.get_autocommit():
             if wanted == ("", False):

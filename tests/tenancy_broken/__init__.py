@@ -1,0 +1,1 @@
+"""A deliberately broken app: `manage.py check` must report every model here."""
