@@ -1,14 +1,19 @@
 """PostgreSQL backend that carries the current tenant into every transaction.
 
-Before a statement runs, the transaction must hold `app.tenant_id` equal to the context's
+Before a statement runs, its transaction must hold `app.tenant_id` equal to the context's
 tenant (tenants.context). It is set with `set_config(..., true)`, which PostgreSQL drops at
 COMMIT or ROLLBACK, so nothing survives into the next request on a persistent connection, a
-pool or PgBouncer in transaction mode. The cost is one statement per transaction (not per
-statement): the value last set is remembered until the transaction ends.
+pool or PgBouncer in transaction mode.
 
-A statement issued in autocommit mode while a tenant (or break-glass) is in context is wrapped
-in its own transaction, so that on_commit callbacks, streaming responses and commands are
-covered too. With no tenant in context, statements run as they are: RLS then shows no rows.
+It costs no extra round trip: the `set_config` travels in front of the statement, in the same
+simple-protocol message (psycopg's client-side binding, Django's default), and the cursor is
+moved on to the statement's own result. In autocommit mode PostgreSQL runs such a message as
+one implicit transaction, so the setting covers exactly that statement (on_commit callbacks,
+streaming responses, commands). Inside a transaction it is sent with the first statement and
+again only when the context changes. Named (server-side) cursors and executemany() cannot
+carry a prefix; they get a separate statement (and, in autocommit, a transaction of their own).
+
+With no tenant in context, statements run as they are and RLS shows no rows.
 """
 
 from __future__ import annotations
@@ -19,11 +24,12 @@ from django.db.backends.postgresql import base as postgresql
 
 from tenants.context import database_setting
 
-_SET_TENANT = "SELECT set_config('app.tenant_id', %s, true)"
-_SET_TENANT_AND_ROLE = "SELECT set_config('app.tenant_id', %s, true), set_config('role', %s, true)"
+_TRANSACTION_CONTROL = frozenset({"SAVE", "ROLL", "RELE", "BEGI", "COMM"})
+_NOTHING = ("", False)
 
 
-_TRANSACTION_CONTROL = frozenset({"SAVE", "ROLL", "RELE"})
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
 
 
 class DatabaseWrapper(postgresql.DatabaseWrapper):
@@ -51,30 +57,52 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
         self._tenant_in_transaction = None
         return super()._close()
 
+    def tenant_prefix(self, wanted: tuple[str, bool]) -> str:
+        """The SELECT that puts `wanted` into the current transaction (literals only)."""
+        tenant_id, breakglass = wanted
+        if tenant_id and not tenant_id.isdigit():
+            raise ValueError("tenant ids are integers")  # never let other text into SQL
+        parts = [f"set_config('app.tenant_id', {_literal(tenant_id)}, true)"]
+        previous = self._tenant_in_transaction
+        if breakglass or previous is None or previous[1]:
+            role = settings.TENANCY_BREAKGLASS_ROLE if breakglass else "none"
+            parts.append(f"set_config('role', {_literal(role)}, true)")
+        if tenant_id and settings.TENANCY_STATEMENT_TIMEOUT_MS:
+            # A per-statement ceiling for tenant work: one tenant's runaway query cannot hold
+            # a connection (and its locks) that other tenants' requests wait for.
+            timeout = int(settings.TENANCY_STATEMENT_TIMEOUT_MS)
+            parts.append(f"set_config('statement_timeout', '{timeout}', true)")
+        return "SELECT " + ", ".join(parts)
+
     def _carry_tenant(self, execute, sql, params, many, context):
-        if sql[:4] in _TRANSACTION_CONTROL:
+        if sql[:4].upper() in _TRANSACTION_CONTROL:
             # SAVEPOINT / ROLLBACK TO / RELEASE touch no rows and must run even when the
             # transaction is aborted, where any other statement would fail.
             return execute(sql, params, many, context)
         wanted = database_setting()
+        autocommit = self.get_autocommit()
+        if autocommit and wanted == _NOTHING:
+            return execute(sql, params, many, context)
+        if not autocommit and self._tenant_in_transaction == wanted:
+            return execute(sql, params, many, context)
+        raw_cursor = context["cursor"].cursor
+        if many or getattr(raw_cursor, "name", None):
+            return self._carry_separately(execute, sql, params, many, context, wanted)
+        result = execute(f"{self.tenant_prefix(wanted)}; {sql}", params, many, context)
+        raw_cursor.nextset()  # on to the statement's own result
+        if not autocommit:
+            self._tenant_in_transaction = wanted
+        return result
+
+    def _carry_separately(self, execute, sql, params, many, context, wanted):
         if self.get_autocommit():
-            if wanted == ("", False):
-                return execute(sql, params, many, context)
             with transaction.atomic(using=self.alias):
-                self._apply_tenant(wanted)
+                self._set_now(wanted)
                 return execute(sql, params, many, context)
-        if self._tenant_in_transaction != wanted:
-            self._apply_tenant(wanted)
+        self._set_now(wanted)
         return execute(sql, params, many, context)
 
-    def _apply_tenant(self, wanted: tuple[str, bool]) -> None:
-        tenant_id, breakglass = wanted
-        previous = self._tenant_in_transaction
-        # A raw cursor of its own: the statement's cursor may be a named (server-side) one.
+    def _set_now(self, wanted: tuple[str, bool]) -> None:
         with self.connection.cursor() as cursor:
-            if breakglass or (previous is not None and previous[1]) or previous is None:
-                role = settings.TENANCY_BREAKGLASS_ROLE if breakglass else "none"
-                cursor.execute(_SET_TENANT_AND_ROLE, (tenant_id, role))
-            else:
-                cursor.execute(_SET_TENANT, (tenant_id,))
+            cursor.execute(self.tenant_prefix(wanted))
         self._tenant_in_transaction = wanted
