@@ -75,6 +75,14 @@ TENANCY_BREAKGLASS_ROLE = env.str("AMEIDE_BREAKGLASS_ROLE", default=BREAKGLASS_R
 TENANCY_GLOBAL_APPS = ["admin", "auth", "contenttypes", "sessions"]
 TENANCY_STATEMENT_TIMEOUT_MS = env.int("TENANCY_STATEMENT_TIMEOUT_MS", default=15000)
 
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        # Every key carries the current tenant (THREATS 18).
+        "KEY_FUNCTION": "tenants.cache.tenant_key",
+    }
+}
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
