@@ -37,7 +37,7 @@ demo: db
 
 run: demo
 	@echo "serving on http://127.0.0.1:$(PORT)  (Ctrl-C stops; the database keeps running)"
-	$(MANAGE) runserver 127.0.0.1:$(PORT)
+	DEV_ISSUER_ENABLED=true PORT=$(PORT) $(MANAGE) runserver 127.0.0.1:$(PORT)
 
 idp:
 	@if command -v npm >/dev/null && [ -f tests/idp/package-lock.json ]; then \

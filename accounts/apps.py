@@ -6,3 +6,9 @@ from django.apps import AppConfig
 class AccountsConfig(AppConfig):
     name = "accounts"
     verbose_name = "Accounts"
+
+    def ready(self) -> None:
+        from accounts import bearer, providers
+
+        providers.connect_signals()
+        bearer.connect_signals()

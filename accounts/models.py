@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from accounts.conf import InsecureIssuer, check_issuer_url
+from accounts.tokens import IssuerConfig
 from tenants.models import Tenancy, Tenant, TenantModel
 
 
@@ -61,3 +65,116 @@ class Membership(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.user} in {self.tenant_id} ({self.role})"
+
+
+class IdentityProvider(models.Model):
+    """An OpenID provider kept in the database, e.g. an enterprise tenant's own Keycloak realm.
+
+    Global: one provider may serve several tenants, but only those bound to it through
+    IdentityProviderTenant; a token of this issuer naming any other tenant is refused. The
+    platform-wide provider of the environment (OIDC_ISSUER) is not stored here.
+    """
+
+    tenancy = Tenancy.GLOBAL
+
+    class Kind(models.TextChoices):
+        GENERIC = "generic", "Generic OIDC"
+        KEYCLOAK = "keycloak", "Keycloak"
+        AUTH0 = "auth0", "Auth0"
+
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.GENERIC)
+    issuer = models.CharField(
+        max_length=512,
+        unique=True,
+        help_text="Exactly the token's `iss`, e.g. https://sso.example.com/realms/acme. "
+        "Plain http only on loopback addresses.",
+    )
+    audience = models.CharField(max_length=255, help_text="The `aud` API tokens must carry.")
+    tenant_claim = models.CharField(
+        max_length=255,
+        default="tenant_id",
+        help_text="Claim whose value is a bound tenant's external id (e.g. "
+        "https://example.com/tenant_id for Auth0, org_id for Auth0 Organizations).",
+    )
+    roles_claim = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="Claim with a list of roles; dots walk into objects (realm_access.roles).",
+    )
+    admin_role = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Role that makes a first-time user a tenant admin (empty: never).",
+    )
+    client_id = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="Optional, kept for browser sign-in through this provider; browser sign-in "
+        "currently uses the environment's provider (OIDC_ISSUER) only. API tokens need none.",
+    )
+    client_secret = models.CharField(max_length=255, blank=True)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.issuer})"
+
+    def save(self, *args, **kwargs) -> None:
+        # The http rule is a security invariant, so it holds for every write path, not only
+        # for forms that call clean().
+        self._check_issuer()
+        super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        self._check_issuer()
+        if self.issuer in {settings.OIDC_ISSUER, settings.DEV_ISSUER_URL}:
+            raise ValidationError(
+                {"issuer": "This issuer is already the platform-wide provider (settings)."}
+            )
+        try:
+            self.issuer_config()
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+
+    def _check_issuer(self) -> None:
+        try:
+            check_issuer_url(self.issuer)
+        except InsecureIssuer as exc:
+            raise ValidationError({"issuer": str(exc)}) from None
+
+    def issuer_config(self) -> IssuerConfig:
+        """How this provider's API tokens are verified (raises ValueError when unusable)."""
+        return IssuerConfig(
+            issuer=self.issuer,
+            audiences=(self.audience,),
+            tenant_claim=self.tenant_claim,
+            roles_claim=self.roles_claim or None,
+            leeway_seconds=settings.OIDC_LEEWAY_SECONDS,
+        )
+
+
+class IdentityProviderTenant(models.Model):
+    """Permission for a database provider to assert one tenant in its tokens."""
+
+    tenancy = Tenancy.GLOBAL
+
+    provider = models.ForeignKey(
+        IdentityProvider, on_delete=models.CASCADE, related_name="tenant_bindings"
+    )
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "tenant"], name="identity_provider_tenant_uniq"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider.name} -> {self.tenant}"

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
+from accounts.conf import check_issuer_url, claim_defaults
 from ameide.database import BREAKGLASS_ROLE_DEFAULT, RUNTIME_ROLE_DEFAULT, database_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -18,7 +20,8 @@ SECRET_KEY = env.str("SECRET_KEY")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin with the tenancy-aware default site (README "The admin console").
+    "tenants.admin_apps.TenantAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -124,3 +127,63 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="WARNING")},
 }
+
+# --- Sign-in (OIDC): README "Sign-in (OIDC)"; claim defaults per provider in accounts/conf.py.
+# The platform-wide provider; more providers (each bound to its tenants) live in the database.
+OIDC_PROVIDER = env.str("OIDC_PROVIDER", default="generic")
+OIDC_ISSUER = env.str("OIDC_ISSUER", default="")
+OIDC_AUDIENCE = [aud for aud in env.list("OIDC_AUDIENCE", default=[]) if aud]
+try:
+    _oidc_defaults = claim_defaults(
+        provider=OIDC_PROVIDER,
+        namespace=env.str("OIDC_CLAIM_NAMESPACE", default=""),
+        organizations=env.bool("OIDC_AUTH0_ORGANIZATIONS", default=False),
+    )
+    if OIDC_ISSUER:
+        check_issuer_url(OIDC_ISSUER)
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
+if OIDC_ISSUER and not OIDC_AUDIENCE:
+    raise ImproperlyConfigured("OIDC_ISSUER needs OIDC_AUDIENCE (the API's `aud`).")
+OIDC_TENANT_CLAIM = env.str("OIDC_TENANT_CLAIM", default=_oidc_defaults["tenant_claim"])
+OIDC_ROLES_CLAIM = env.str("OIDC_ROLES_CLAIM", default=_oidc_defaults["roles_claim"])
+OIDC_ADMIN_ROLE = env.str("OIDC_ADMIN_ROLE", default=_oidc_defaults["admin_role"])
+OIDC_SIGN_IN_LABEL = env.str("OIDC_SIGN_IN_LABEL", default="")
+OIDC_LEEWAY_SECONDS = env.int("OIDC_LEEWAY_SECONDS", default=30)  # clock skew, stated
+OIDC_JWKS_TIMEOUT_SECONDS = env.float("OIDC_JWKS_TIMEOUT_SECONDS", default=2.0)
+OIDC_JWKS_SOFT_TTL_SECONDS = env.float("OIDC_JWKS_SOFT_TTL_SECONDS", default=3600.0)
+OIDC_JWKS_MIN_REFETCH_SECONDS = env.float("OIDC_JWKS_MIN_REFETCH_SECONDS", default=30.0)
+OIDC_PROVIDER_CACHE_SECONDS = env.float("OIDC_PROVIDER_CACHE_SECONDS", default=30.0)
+# Browser sign-in (mozilla-django-oidc, authorization code + PKCE) against OIDC_ISSUER.
+OIDC_RP_CLIENT_ID = env.str("OIDC_RP_CLIENT_ID", default="")
+OIDC_RP_CLIENT_SECRET = env.str("OIDC_RP_CLIENT_SECRET", default="")
+OIDC_RP_SCOPES = env.str("OIDC_RP_SCOPES", default="openid email profile")
+OIDC_USE_PKCE = True
+# Client authentication at the token endpoint: form fields by default (Auth0's default);
+# true for HTTP Basic (client_secret_basic). Keycloak accepts both.
+OIDC_TOKEN_USE_BASIC_AUTH = env.bool("OIDC_TOKEN_USE_BASIC_AUTH", default=False)
+OIDC_STORE_ID_TOKEN = True  # the id_token_hint of RP-initiated logout
+OIDC_TIMEOUT = 5
+OIDC_AUTHENTICATE_CLASS = "accounts.oidc.AuthenticateView"
+OIDC_CALLBACK_CLASS = "accounts.oidc.CallbackView"
+OIDC_OP_LOGOUT_URL_METHOD = "accounts.oidc.provider_logout_url"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/api/"
+LOGIN_REDIRECT_URL_FAILURE = "/accounts/login/?failed=1"
+LOGOUT_REDIRECT_URL = "login"
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+if OIDC_ISSUER and OIDC_RP_CLIENT_ID:
+    AUTHENTICATION_BACKENDS.append("accounts.oidc.TenantOIDCBackend")
+# The development issuer (README "Development issuer"): never with DEBUG off.
+DEV_ISSUER_ENABLED = env.bool("DEV_ISSUER_ENABLED", default=False)
+if DEV_ISSUER_ENABLED and not DEBUG:
+    raise ImproperlyConfigured("DEV_ISSUER_ENABLED=true is refused with DEBUG off.")
+DEV_ISSUER_URL = env.str(
+    "DEV_ISSUER_URL", default=f"http://127.0.0.1:{env.int('PORT', default=8000)}/dev-issuer"
+)
+DEV_ISSUER_KEY_DIR = BASE_DIR / ".devissuer"
+if DEV_ISSUER_ENABLED:
+    try:
+        check_issuer_url(DEV_ISSUER_URL)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"DEV_ISSUER_URL: {exc}") from None

@@ -13,4 +13,5 @@ urlpatterns = [
         name="docs",
     ),
     path("admin/", admin.site.urls),
+    path("", include("accounts.urls")),  # login page, /oidc/ code flow, /dev-issuer/
 ]

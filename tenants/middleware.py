@@ -4,16 +4,50 @@ from __future__ import annotations
 
 import uuid
 
+from django.db import InterfaceError, OperationalError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
 from django.utils.module_loading import import_string
 
-from tenants.audit import acting
+from tenants.audit import acting, record_event
 from tenants.context import no_tenant, tenant_context
 
 PRINCIPAL_RESOLVER = "accounts.principal.resolve_principal"
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
 
 
-def _rejection(exc) -> HttpResponse:
+def _database_unavailable() -> HttpResponse:
+    """The same 503 as ameide.api_errors, for failures before DRF runs (THREATS 29)."""
+    response = JsonResponse(
+        {"detail": "The database is unavailable; try again shortly.", "code": "unavailable"},
+        status=503,
+    )
+    response["Retry-After"] = "5"
+    return response
+
+
+def _record_refusal(request: HttpRequest, exc, *, request_id: str) -> None:
+    """Audit a refused entry into a tenant (403): who tried, which tenant, why.
+
+    Its own short transaction: the refused request writes nothing else.
+    """
+    user = getattr(request, "user", None)
+    name = user.get_username() if user is not None and user.is_authenticated else ""
+    with acting(name=name, request_id=request_id), transaction.atomic():
+        record_event(
+            action="refused.cross_tenant",
+            tenant=getattr(exc, "tenant", None),
+            details={"code": exc.code, "method": request.method, "path": request.path[:200]},
+        )
+
+
+def _rejection(exc, request: HttpRequest | None = None) -> HttpResponse:
+    from tenants.acting import is_admin_request
+
+    if request is not None and exc.status == 403 and is_admin_request(request):
+        # Admin pages are read by people: the same refusal, as a page with a way to sign out.
+        body = render_to_string("admin/tenant_refused.html", {"detail": exc.detail}, request)
+        return HttpResponse(body, status=403)
     response = JsonResponse({"detail": exc.detail, "code": exc.code}, status=exc.status)
     if exc.status == 401:
         response["WWW-Authenticate"] = getattr(exc, "www_authenticate", 'Bearer realm="api"')
@@ -40,14 +74,23 @@ class TenantMiddleware:
             try:
                 principal = self.resolve(request)
             except PrincipalRejected as exc:
-                return _rejection(exc)
+                if exc.status == 403:
+                    try:
+                        _record_refusal(request, exc, request_id=request_id)
+                    except DATABASE_UNAVAILABLE:
+                        return _database_unavailable()  # still refused, never let in
+                return _rejection(exc, request)
+            except DATABASE_UNAVAILABLE:
+                return _database_unavailable()  # the principal lookup reads the database
             request.principal = principal
             request.tenant = principal.tenant if principal else None
             user_name = getattr(getattr(request, "user", None), "username", "") or ""
             if principal is None:
                 with acting(name=user_name, request_id=request_id):
                     return self.get_response(request)
-            with acting(name=principal.user.username, request_id=request_id):
+            # A platform admin acting as the tenant (tenants.acting) is named on every audit row.
+            acting_as = getattr(principal, "acting_as", "")
+            with acting(name=principal.user.username, acting_as=acting_as, request_id=request_id):
                 with tenant_context(principal.tenant):
                     response = self.get_response(request)
                 if response.streaming:
@@ -55,6 +98,12 @@ class TenantMiddleware:
                         response.streaming_content, principal.tenant
                     )
                 return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception):
+        # ATOMIC_REQUESTS opens the view's transaction before DRF's handler can map the error.
+        if isinstance(exception, DATABASE_UNAVAILABLE):
+            return _database_unavailable()
+        return None
 
 
 def _in_tenant(iterable, tenant):

@@ -51,3 +51,29 @@ def tenant_set_status(*, tenant: Tenant, status: str, reason: str = "") -> Tenan
             details={"from": previous, "to": status},
         )
     return tenant
+
+
+def tenant_update(*, tenant: Tenant, name: str, external_id: str) -> Tenant:
+    """Rename a tenant or change the external id its identity provider's claim carries."""
+    name = (name or "").strip()
+    if not name:
+        raise TenantInputError("A tenant needs a non-empty name.")
+    if not external_id or external_id != external_id.strip():
+        raise TenantInputError("The external id must be non-empty and unpadded.")
+    changes = {
+        field: {"from": getattr(tenant, field), "to": value}
+        for field, value in (("name", name), ("external_id", external_id))
+        if getattr(tenant, field) != value
+    }
+    if not changes:
+        return tenant
+    try:
+        with transaction.atomic():
+            tenant.name, tenant.external_id = name, external_id
+            tenant.save(update_fields=["name", "external_id", "updated_at"])
+            record_event(action="tenant.update", tenant=tenant, details=changes)
+    except IntegrityError:
+        raise TenantInputError(
+            f"A tenant with external id {external_id!r} already exists."
+        ) from None
+    return tenant

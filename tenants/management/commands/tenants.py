@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from tenants import selectors, services
 from tenants.audit import acting
+from tenants.management.lifecycle_cli import LifecycleSubcommands, os_user
 from tenants.models import Tenant
 
 
@@ -23,7 +24,7 @@ def _tenant_dict(tenant: Tenant) -> dict:
     }
 
 
-class Command(BaseCommand):
+class Command(LifecycleSubcommands, BaseCommand):
     help = "Tenant operations. `manage.py tenants <subcommand> --help` for each."
 
     def add_arguments(self, parser) -> None:
@@ -50,11 +51,19 @@ class Command(BaseCommand):
         sub.add_parser(
             "check", help="Audit the connected database's RLS, keys and roles; non-zero if unsafe."
         )
+        token = sub.add_parser(
+            "token", help="Print a short-lived API token of the development issuer (DEBUG only)."
+        )
+        token.add_argument("slug")
+        token.add_argument("--user", required=True, help="Subject and name in the token.")
+        token.add_argument("--admin", action="store_true", help="Carry the tenant-admin role.")
+        token.add_argument("--ttl", type=int, default=900, help="Lifetime in seconds (900).")
+        self.add_lifecycle_parsers(sub)  # delete, purge, export, import, usage, exec
         self._subparsers = sub
 
     def handle(self, *args, subcommand: str, **options) -> None:
         handler = getattr(self, "do_" + subcommand.replace("-", "_"))
-        with acting(name=f"cli:{subcommand}"):
+        with acting(name=f"cli:{subcommand} ({os_user()})"):
             try:
                 handler(**options)
             except (services.TenantInputError, selectors.TenantNotFound) as exc:
@@ -78,8 +87,10 @@ class Command(BaseCommand):
         self._emit(tenant, as_json=json, text=text)
 
     def _set_status(self, *, slug, reason, status):
+        from tenants.lifecycle.status import tenant_transition
+
         tenant = selectors.tenant_get(slug=slug)
-        services.tenant_set_status(tenant=tenant, status=status, reason=reason)
+        tenant_transition(tenant=tenant, to=status, reason=reason)  # refuses e.g. suspended twice
         self.stdout.write(f"tenant {slug} is {status}")
 
     def do_suspend(self, *, slug, reason="", **_):
@@ -103,3 +114,16 @@ class Command(BaseCommand):
         if findings:
             sys.exit(1)
         self.stdout.write("tenancy check: database is clean")
+
+    def do_token(self, *, slug, user, admin=False, ttl=900, **_):
+        from django.conf import settings
+
+        from accounts.dev_issuer import mint_access_token
+
+        if not settings.DEBUG:
+            raise CommandError("tenants token is refused with DEBUG off (development issuer).")
+        tenant = selectors.tenant_get(slug=slug)
+        try:
+            self.stdout.write(mint_access_token(tenant=tenant, username=user, admin=admin, ttl=ttl))
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None

@@ -1,0 +1,119 @@
+"""The API's bearer tokens: one process-wide verifier, local checks, no provider call per request."""
+
+from __future__ import annotations
+
+import threading
+
+from django.conf import settings
+from django.core.signals import setting_changed
+
+from accounts.admission import admit
+from accounts.models import User
+from accounts.principal import Principal, PrincipalRejected
+from accounts.providers import policy_for
+from accounts.tokens import (
+    InvalidToken,
+    IssuerConfig,
+    JWKSCache,
+    TenantClaimError,
+    TokenVerifier,
+    VerifiedToken,
+)
+
+
+class TokenRejected(PrincipalRejected):
+    """A 401: the token cannot be trusted. Carries the RFC 6750 challenge for the response."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(status=401, code="invalid_token", detail=f"Invalid token: {reason}.")
+        # Reasons are fixed strings of accounts.tokens; quotes are dropped all the same so no
+        # value can ever break out of the quoted-string.
+        description = reason.replace('"', "").replace("\\", "")
+        self.www_authenticate = (
+            f'Bearer realm="api", error="invalid_token", error_description="{description}"'
+        )
+
+
+_lock = threading.Lock()
+_state: tuple[TokenVerifier, JWKSCache] | None = None
+
+
+def _verifier_and_keys() -> tuple[TokenVerifier, JWKSCache]:
+    global _state
+    state = _state
+    if state is None:
+        with _lock:
+            if _state is None:
+                jwks = JWKSCache(
+                    timeout=settings.OIDC_JWKS_TIMEOUT_SECONDS,
+                    soft_ttl=settings.OIDC_JWKS_SOFT_TTL_SECONDS,
+                    min_refetch_interval=settings.OIDC_JWKS_MIN_REFETCH_SECONDS,
+                )
+                _state = (TokenVerifier(issuers=_issuer_config, jwks=jwks), jwks)
+            state = _state
+    return state
+
+
+def token_verifier() -> TokenVerifier:
+    """The process-wide verifier; its JWKS cache is what keeps provider calls at zero."""
+    return _verifier_and_keys()[0]
+
+
+def jwks_cache() -> JWKSCache:
+    """The process-wide signing-key cache (shared with browser sign-in's ID tokens)."""
+    return _verifier_and_keys()[1]
+
+
+def _issuer_config(issuer: str) -> IssuerConfig | None:
+    policy = policy_for(issuer)
+    return policy.config if policy is not None else None
+
+
+def verify(token: str) -> VerifiedToken:
+    """Verify an API token; raises TokenRejected (401) or PrincipalRejected (403)."""
+    try:
+        return token_verifier().verify(token)
+    except InvalidToken as exc:
+        raise TokenRejected(exc.reason) from None
+    except TenantClaimError as exc:
+        raise PrincipalRejected(
+            status=403, code="tenant_claim_invalid", detail=f"Tenant claim refused: {exc.reason}."
+        ) from None
+
+
+def bearer_principal(*, token: str, session_user: User | None = None) -> Principal:
+    """The principal of an API token, or a refusal (401 untrusted token, 403 tenant refused).
+
+    `session_user` is the user of a browser session the same request carries: a token of
+    anyone else is refused before anything is written, whatever the token says.
+    """
+    verified = verify(token)
+    if session_user is not None and (session_user.issuer, session_user.subject) != (
+        verified.issuer,
+        verified.subject,
+    ):
+        raise PrincipalRejected(
+            status=403,
+            code="conflicting_credentials",
+            detail="The session and the bearer token belong to different users.",
+        )
+    policy = policy_for(verified.issuer)
+    if policy is None:  # the provider was disabled a moment ago
+        raise TokenRejected("unknown issuer")
+    return admit(token=verified, policy=policy, via="bearer")
+
+
+def reset() -> None:
+    """Drop the verifier and its key cache (settings changed; tests)."""
+    global _state
+    with _lock:
+        _state = None
+
+
+def _settings_changed(*, setting: str, **_kwargs) -> None:
+    if setting.startswith(("OIDC_JWKS_", "OIDC_LEEWAY")):
+        reset()
+
+
+def connect_signals() -> None:
+    setting_changed.connect(_settings_changed, dispatch_uid="accounts.bearer.settings")

@@ -1,0 +1,1 @@
+"""Tenant lifecycle beyond create and suspend: soft delete, purge, export, import, usage, exec."""

@@ -1,0 +1,167 @@
+"""Keys from tenant rows to global rows (users, ...), written so another database finds the rows.
+
+- a user: `{"issuer", "subject", "username"}`, found again by (issuer, subject) when it has an
+  issuer (an identity-provider account), else by username (a local account); a missing user is
+  created from the archive's `users.jsonl` without a usable password and without staff or
+  superuser rights;
+- the tenant itself (a second key to it): `{"tenant": "self"}`; another tenant: `{"slug": ...}`;
+- a model with natural keys (Django's `natural_key()`/`get_by_natural_key()`):
+  `{"natural_key": [...]}`;
+- anything else: `{"pk": ...}`, found only where that primary key exists (not portable).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import models
+
+from tenants.lifecycle.errors import ArchiveInvalid, LifecycleError
+from tenants.lifecycle.tables import canonical_line, encode_value
+from tenants.models import Tenant
+
+USER_REF_KEYS = ("issuer", "subject", "username")
+USER_PROFILE_KEYS = (*USER_REF_KEYS, "email", "first_name", "last_name", "is_active", "home")
+
+
+def user_ref(user) -> dict[str, str]:
+    return {key: getattr(user, key) for key in USER_REF_KEYS}
+
+
+def _has_natural_keys(model: type[models.Model]) -> bool:
+    return hasattr(model, "natural_key") and hasattr(model._default_manager, "get_by_natural_key")
+
+
+class ExportRefs:
+    """The portable references of one export, gathered before its rows are written."""
+
+    def __init__(self, *, tenant: Tenant) -> None:
+        self.tenant = tenant
+        self._refs: dict[type[models.Model], dict[Any, dict]] = {}
+        self._profiles: list[dict] = []
+
+    def gather(self, *, model: type[models.Model], ids) -> None:
+        known = self._refs.setdefault(model, {})
+        missing = set(ids) - known.keys()
+        if not missing:
+            return
+        if model is get_user_model():
+            for user in model._default_manager.filter(pk__in=missing):
+                known[user.pk] = user_ref(user)
+                profile = {key: getattr(user, key) for key in USER_PROFILE_KEYS if key != "home"}
+                profile["home"] = user.home_tenant_id == self.tenant.pk
+                self._profiles.append(profile)
+        elif model is Tenant:
+            for tenant in Tenant.objects.filter(pk__in=missing):
+                same = tenant.pk == self.tenant.pk
+                known[tenant.pk] = {"tenant": "self"} if same else {"slug": tenant.slug}
+        elif _has_natural_keys(model):
+            for row in model._default_manager.filter(pk__in=missing):
+                known[row.pk] = {"natural_key": encode_value(list(row.natural_key()))}
+        else:
+            known.update({pk: {"pk": encode_value(pk)} for pk in missing})
+
+    def ref(self, *, model: type[models.Model], pk: Any) -> dict | None:
+        return None if pk is None else self._refs[model][pk]
+
+    def user_profiles(self) -> list[dict]:
+        """Profiles of the referenced users, in a stable order (their file has a checksum)."""
+        return sorted(self._profiles, key=lambda p: canonical_line(user_ref_of(p)))
+
+
+def user_ref_of(profile: dict) -> dict[str, str]:
+    return {key: profile[key] for key in USER_REF_KEYS}
+
+
+class ImportRefs:
+    """Resolves an archive's references to this database's global rows; creates missing users."""
+
+    def __init__(self, *, tenant: Tenant, profiles: list[dict]) -> None:
+        self.tenant = tenant
+        self._profiles = {canonical_line(user_ref_of(p)): p for p in profiles}
+        self._resolved: dict[type[models.Model], dict[str, Any]] = {}
+        self.users_created = 0
+
+    def resolve(self, *, model: type[models.Model], ref: Any) -> Any:
+        if ref is None:
+            return None
+        if not isinstance(ref, dict):
+            raise ArchiveInvalid(f"A reference to {model._meta.label} is not an object: {ref!r}")
+        key = canonical_line(ref)
+        resolved = self._resolved.setdefault(model, {})
+        if key not in resolved:
+            pk = self._find(model=model, ref=ref)
+            if pk in resolved.values():
+                raise LifecycleError(
+                    f"Two references of the archive name the same {model._meta.label} here "
+                    f"(id {pk}); the import would not be lossless."
+                )
+            resolved[key] = pk
+        return resolved[key]
+
+    def reverse(self, *, model: type[models.Model]) -> dict[Any, dict]:
+        """This database's ids back to the archive's references (to verify what was written)."""
+        return {pk: json.loads(key) for key, pk in self._resolved.get(model, {}).items()}
+
+    def _find(self, *, model: type[models.Model], ref: dict) -> Any:
+        if model is get_user_model():
+            return self._find_user(ref)
+        if model is Tenant:
+            if ref == {"tenant": "self"}:
+                return self.tenant.pk
+            tenant = Tenant.objects.filter(slug=ref.get("slug")).first()
+            if tenant is None:
+                raise LifecycleError(f"The archive refers to tenant {ref!r}, unknown here.")
+            return tenant.pk
+        manager = model._default_manager
+        try:
+            if "natural_key" in ref:
+                return manager.get_by_natural_key(*ref["natural_key"]).pk
+            pk = model._meta.pk.to_python(ref.get("pk"))
+            return manager.values_list("pk", flat=True).get(pk=pk)
+        except model.DoesNotExist:
+            raise LifecycleError(
+                f"The archive refers to {model._meta.label} {ref!r}, which does not exist here."
+            ) from None
+
+    def _find_user(self, ref: dict) -> int:
+        if sorted(ref) != sorted(USER_REF_KEYS):
+            raise ArchiveInvalid(f"Malformed user reference {ref!r}.")
+        users = get_user_model()._default_manager
+        key = canonical_line(ref)
+        profile = self._profiles.get(key)
+        if profile is None:
+            raise ArchiveInvalid(f"User {ref!r} is referenced but missing from users.jsonl.")
+        if ref["issuer"]:
+            user = users.filter(issuer=ref["issuer"], subject=ref["subject"]).first()
+        else:
+            user = users.filter(username=ref["username"]).first()
+            if user is not None and user.issuer:
+                raise LifecycleError(
+                    f"Username {ref['username']!r} belongs to an identity-provider account "
+                    "here, not to a local account as in the archive."
+                )
+        if user is None:
+            return self._create_user(profile)
+        if profile["home"] and user.home_tenant_id is None:
+            # The purge that preceded this import cleared the user's home tenant; restore it.
+            users.filter(pk=user.pk).update(home_tenant=self.tenant)
+        return user.pk
+
+    def _create_user(self, profile: dict) -> int:
+        users = get_user_model()._default_manager
+        if users.filter(username=profile["username"]).exists():
+            raise LifecycleError(
+                f"Username {profile['username']!r} is taken here by another identity; "
+                "rename that account or import into another database."
+            )
+        user = get_user_model()(
+            **{key: profile[key] for key in USER_PROFILE_KEYS if key != "home"},
+            home_tenant=self.tenant if profile["home"] else None,
+        )
+        user.set_unusable_password()
+        user.save()
+        self.users_created += 1
+        return user.pk

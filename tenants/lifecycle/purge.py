@@ -1,0 +1,79 @@
+"""Purge: delete a soft-deleted tenant's rows and the tenant itself, leaving an audit record."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from django.db import connection, transaction
+
+from tenants.audit import record_event
+from tenants.context import tenant_context
+from tenants.lifecycle.errors import LifecycleError
+from tenants.lifecycle.progress import Progress, no_progress
+from tenants.lifecycle.tables import tenant_tables
+from tenants.models import Tenant
+
+
+@dataclass(frozen=True)
+class PurgeSummary:
+    tenant: str
+    tenant_id: int
+    tables: dict[str, int]  # label -> rows deleted
+    cascaded: dict[str, int]  # global rows that pointed at the tenant (e.g. provider bindings)
+    audit_event_id: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def tenant_purge(*, tenant: Tenant, progress: Progress = no_progress) -> PurgeSummary:
+    """Delete every row of `tenant` in every tenant model (children first), then the tenant.
+
+    Irreversible, so only a tenant already soft-deleted (`tenants delete`) may be purged: its
+    users are locked out before its rows go. One transaction: the deletes and the audit record
+    (per-table counts; the audit table keeps no key to the tenant, so the record survives)
+    commit together or not at all. Users are global and stay; their home tenant is cleared.
+    """
+    with transaction.atomic():
+        locked = Tenant.objects.select_for_update().filter(pk=tenant.pk).first()
+        if locked is None:
+            raise LifecycleError(f"Tenant {tenant.slug!r} no longer exists.")
+        if locked.status != Tenant.Status.DELETED:
+            raise LifecycleError(
+                f"Tenant {locked.slug!r} is {locked.status}; soft-delete it first "
+                f"(`tenants delete {locked.slug}`), then purge."
+            )
+        counts: dict[str, int] = {}
+        quote = connection.ops.quote_name
+        tables = list(reversed(tenant_tables()))
+        with tenant_context(locked), connection.cursor() as cursor:
+            for table in progress(tables, total=len(tables), desc=f"purge {locked.slug}"):
+                # RLS admits only this tenant's rows; the predicate says the same for readers.
+                tenant_column = quote(table.model._meta.get_field("tenant").column)
+                cursor.execute(
+                    f"DELETE FROM {quote(table.db_table)} WHERE {tenant_column} = %s", [locked.pk]
+                )
+                counts[table.label] = cursor.rowcount
+            # The ORM delete follows global keys to the tenant (cascade or SET NULL); it runs in
+            # the tenant so that its checks of the (now empty) tenant tables are scoped.
+            _, deleted = Tenant.objects.filter(pk=locked.pk).delete()
+        cascaded = {label: n for label, n in deleted.items() if label != Tenant._meta.label}
+        gone = Tenant(pk=locked.pk, slug=locked.slug)  # record_event reads only pk and slug
+        event = record_event(
+            action="tenant.purge",
+            tenant=gone,
+            details={
+                "external_id": locked.external_id,
+                "name": locked.name,
+                "tables": counts,
+                "rows": sum(counts.values()),
+                "cascaded": cascaded,
+            },
+        )
+    return PurgeSummary(
+        tenant=locked.slug,
+        tenant_id=locked.pk,
+        tables=counts,
+        cascaded=cascaded,
+        audit_event_id=event.pk,
+    )

@@ -1,0 +1,282 @@
+"""`manage.py tenants`: every subcommand's happy path, its bad inputs (non-zero exit, nothing
+written), and the audit rows lifecycle commands leave."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import DatabaseError, connection, transaction
+
+from accounts.models import User
+from tenants.models import AuditEvent, Tenant
+from tests.tenants.cli_support import (
+    Terminal,
+    content,
+    database_state,
+    last_event,
+    refused,
+    tenants,
+)
+
+pytestmark = pytest.mark.django_db
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SUBCOMMANDS = [
+    "create", "list", "show", "suspend", "activate", "delete", "purge",
+    "export", "import", "usage", "check", "setup", "exec",
+]  # fmt: skip
+
+
+# --- help ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sub", SUBCOMMANDS)
+def test_every_subcommand_has_help(sub, capsys):
+    with pytest.raises(SystemExit) as exc:
+        call_command("tenants", sub, "--help")
+    assert exc.value.code == 0
+    assert f"tenants {sub}" in capsys.readouterr().out
+
+
+def test_usage_help_says_how_size_is_computed(capsys):
+    with pytest.raises(SystemExit):
+        call_command("tenants", "usage", "--help")
+    assert "pg_column_size" in capsys.readouterr().out
+
+
+# --- create, list, show -------------------------------------------------------------------
+
+
+def test_create_list_show_with_json():
+    out, _ = tenants("create", "acme", "--name", "Acme", "--json")
+    created = json.loads(out)
+    assert created["slug"] == "acme" and created["external_id"] == "acme"
+    assert last_event("tenant.create").actor.startswith("cli:create")
+    listed = json.loads(tenants("list", "--json")[0])
+    assert [t["slug"] for t in listed] == ["acme"]
+    shown = json.loads(tenants("show", "acme", "--json")[0])
+    assert shown == created
+    assert "acme" in tenants("list")[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (("create", "Bad_Slug", "--name", "X"), "Invalid slug"),
+        (("create", "alpha", "--name", "Dup"), "already exists"),
+        (("create", "new", "--name", "X", "--external-id", "alpha"), "already exists"),
+        (("create", "new", "--name", "  "), "non-empty"),
+        (("show", "nosuch"), "No tenant"),
+    ],
+)
+def test_create_and_show_refuse_bad_input_and_write_nothing(tenant_a, args, match):
+    before = database_state()
+    refused(*args, match=match)
+    assert database_state() == before
+
+
+# --- suspend, activate, delete ------------------------------------------------------------
+
+
+def test_delete_is_soft_and_activate_undoes_it(populated, client):
+    ann = User.objects.get(username="ann")
+    client.force_login(ann)
+    assert client.get("/api/workflows/").status_code == 200
+    before = content(populated["a"])
+
+    tenants("delete", "alpha", "--reason", "customer left")
+    assert Tenant.objects.get(slug="alpha").status == "deleted"
+    event = last_event("tenant.deleted")
+    assert event.reason == "customer left" and event.actor.startswith("cli:delete")
+    assert event.tenant_slug == "alpha"
+    assert client.get("/api/workflows/").status_code == 403
+    assert content(populated["a"]) == before  # the data is intact
+
+    tenants("activate", "alpha")
+    assert client.get("/api/workflows/").status_code == 200
+
+
+def test_suspend_then_activate(tenant_a):
+    tenants("suspend", "alpha")
+    assert Tenant.objects.get(slug="alpha").status == "suspended"
+    assert last_event("tenant.suspended").details == {"from": "active", "to": "suspended"}
+    tenants("activate", "alpha")
+    assert Tenant.objects.get(slug="alpha").status == "active"
+
+
+@pytest.mark.parametrize(
+    ("status", "args", "match"),
+    [
+        ("suspended", ("suspend", "alpha"), "is suspended"),
+        ("deleted", ("suspend", "alpha"), "is deleted"),
+        ("active", ("activate", "alpha"), "is active"),
+        ("deleted", ("delete", "alpha"), "is deleted"),
+        ("active", ("delete", "nosuch"), "No tenant"),
+        ("active", ("suspend", "nosuch"), "No tenant"),
+    ],
+)
+def test_status_changes_refuse_the_wrong_state_and_write_nothing(tenant_a, status, args, match):
+    Tenant.objects.filter(pk=tenant_a.pk).update(status=status)
+    before = database_state()
+    refused(*args, match=match)
+    assert database_state() == before
+
+
+# --- purge --------------------------------------------------------------------------------
+
+
+def test_purge_deletes_every_row_of_the_tenant_and_leaves_a_record(populated):
+    bravo_before = content(populated["b"])
+    tenants("delete", "alpha")
+    out, err = tenants("purge", "alpha", "--yes", "--json")
+    summary = json.loads(out)
+    assert summary["tables"] == {
+        "accounts.membership": 2,
+        "workflows.workflow": 3,
+        "workflows.workflowrun": 3,
+    }
+    assert err == ""  # no progress bar when not on a terminal
+    assert not Tenant.objects.filter(slug="alpha").exists()
+    assert content(populated["b"]) == bravo_before
+    assert User.objects.get(username="ann").home_tenant_id is None  # users are global: kept
+
+    record = AuditEvent.objects.get(pk=summary["audit_event_id"])
+    assert record.action == "tenant.purge" and record.tenant_slug == "alpha"
+    assert record.tenant_id_value == populated["a"].pk
+    assert record.details["tables"] == summary["tables"] and record.details["rows"] == 8
+    assert record.actor.startswith("cli:purge")
+    # The record is append-only: the runtime role can neither change nor remove it.
+    for statement in (
+        "UPDATE tenants_auditevent SET reason = 'x' WHERE id = %s",
+        "DELETE FROM tenants_auditevent WHERE id = %s",
+    ):
+        with (
+            pytest.raises(DatabaseError, match="permission denied"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(statement, [record.pk])
+
+
+def test_purge_asks_for_the_slug_on_a_terminal(populated, monkeypatch):
+    tenants("delete", "alpha")
+    monkeypatch.setattr("sys.stdin", Terminal("alpha\n"))
+    tenants("purge", "alpha")
+    assert not Tenant.objects.filter(slug="alpha").exists()
+
+
+def test_purge_with_a_wrong_answer_writes_nothing(populated, monkeypatch):
+    tenants("delete", "alpha")
+    before = database_state()
+    monkeypatch.setattr("sys.stdin", Terminal("bravo\n"))
+    refused("purge", "alpha", match="did not match")
+    assert database_state() == before
+
+
+def test_purge_without_yes_and_without_a_terminal_refuses(populated, monkeypatch):
+    tenants("delete", "alpha")
+    before = database_state()
+    monkeypatch.setattr("sys.stdin", io.StringIO("alpha\n"))
+    refused("purge", "alpha", match="--yes")
+    assert database_state() == before
+
+
+@pytest.mark.parametrize("status", ["active", "suspended"])
+def test_purge_needs_a_soft_deleted_tenant(populated, status):
+    Tenant.objects.filter(slug="alpha").update(status=status)
+    before = database_state()
+    refused("purge", "alpha", "--yes", match="soft-delete it first")
+    assert database_state() == before
+
+
+def test_purge_of_an_unknown_tenant_is_refused(db):
+    refused("purge", "nosuch", "--yes", match="No tenant")
+
+
+# --- usage --------------------------------------------------------------------------------
+
+
+def test_usage_counts_rows_and_bytes_per_tenant(populated):
+    audit_before = AuditEvent.objects.count()
+    usage = {u["slug"]: u for u in json.loads(tenants("usage", "--json")[0])}
+    assert usage["alpha"]["tables"]["workflows.workflow"]["rows"] == 3
+    assert usage["alpha"]["tables"]["workflows.workflowrun"]["rows"] == 3
+    assert usage["alpha"]["tables"]["accounts.membership"]["rows"] == 2
+    assert usage["alpha"]["rows"] == 8
+    assert usage["bravo"]["rows"] == 2
+    assert usage["alpha"]["bytes"] > usage["bravo"]["bytes"] > 0
+    # Reading every tenant is a cross-tenant act: audited.
+    assert AuditEvent.objects.count() == audit_before + 1
+    assert last_event("unscoped").reason.startswith("tenants usage")
+
+    only = json.loads(tenants("usage", "bravo", "--json")[0])
+    assert [u["slug"] for u in only] == ["bravo"]
+    assert only[0]["tables"] == usage["bravo"]["tables"]
+    text = tenants("usage")[0]
+    assert "alpha" in text and "workflows.workflowrun" in text
+
+
+def test_usage_of_an_unknown_tenant_is_refused(db):
+    refused("usage", "nosuch", match="No tenant")
+
+
+# --- exec and failing closed --------------------------------------------------------------
+
+
+def test_exec_runs_a_command_inside_the_tenant(populated):
+    out, _ = tenants("exec", "alpha", "--", "dumpdata", "workflows.workflow")
+    names = {row["fields"]["name"] for row in json.loads(out)}
+    assert names == {"Onboard ✓", "Nightly", "Orphan"}
+    event = last_event("tenant.exec")
+    assert event.tenant_slug == "alpha"
+    assert event.details == {"argv": ["dumpdata", "workflows.workflow"]}
+
+
+def test_a_tenant_data_command_without_a_tenant_fails_closed(populated):
+    with pytest.raises(CommandError, match="No tenant is set"):
+        call_command("dumpdata", "workflows.workflow", stdout=io.StringIO())
+
+
+@pytest.mark.parametrize(
+    ("status", "argv", "match"),
+    [
+        ("suspended", ["dumpdata", "workflows"], "is suspended"),
+        ("deleted", ["dumpdata", "workflows"], "is deleted"),
+        ("active", ["nosuchcommand"], "Unknown command"),
+        ("active", ["flush", "--no-input"], "whole database"),
+        ("active", ["tenants", "list"], "whole database"),
+        ("active", [], "Name the command"),
+    ],
+)
+def test_exec_refuses_and_writes_nothing(populated, status, argv, match):
+    Tenant.objects.filter(slug="alpha").update(status=status)
+    before = database_state()
+    refused("exec", "alpha", "--", *argv, match=match)
+    assert database_state() == before
+
+
+def test_exec_in_an_unknown_tenant_is_refused(db):
+    refused("exec", "nosuch", "--", "dumpdata", match="No tenant")
+
+
+def test_manage_py_reports_a_missing_tenant_as_a_command_error():
+    """The real command line: exit status 1 and one plain line, not a traceback."""
+    code = "from workflows.models import Workflow; Workflow.objects.count()"
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "CommandError: TenantNotSet: No tenant is set" in result.stderr
+    assert "Traceback" not in result.stderr
