@@ -38,7 +38,8 @@ def database_settings(env: environ.Env) -> dict[str, dict]:
     if runtime_url:
         runtime = _parse(runtime_url)
     else:
-        runtime = dict(owner)
+        # Its own OPTIONS: a pool or timeout set on one alias must not reach the other.
+        runtime = {**owner, "OPTIONS": dict(owner.get("OPTIONS", {}))}
         runtime["USER"] = env.str("AMEIDE_APP_ROLE", default=RUNTIME_ROLE_DEFAULT)
         runtime["PASSWORD"] = env.str("AMEIDE_APP_PASSWORD", default="")
 
@@ -46,6 +47,8 @@ def database_settings(env: environ.Env) -> dict[str, dict]:
         ATOMIC_REQUESTS=True,
         CONN_MAX_AGE=env.int("CONN_MAX_AGE", default=0),
         CONN_HEALTH_CHECKS=True,
+        # Behind PgBouncer in transaction mode a cursor must not outlive its transaction.
+        DISABLE_SERVER_SIDE_CURSORS=env.bool("DISABLE_SERVER_SIDE_CURSORS", default=False),
     )
     runtime.setdefault("OPTIONS", {})
     runtime["OPTIONS"].setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=3))

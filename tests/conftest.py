@@ -48,7 +48,8 @@ def django_db_setup(request, django_test_environment, django_db_blocker):
 
     test_name = os.environ.get("AMEIDE_TEST_DB_NAME")
     if test_name:
-        settings.DATABASES["default"]["TEST"] = {"NAME": test_name}
+        # Update in place: Django already filled TEST with its defaults (MIRROR, CHARSET, ...).
+        settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = test_name
         connections["default"].settings_dict.setdefault("TEST", {})["NAME"] = test_name
     with django_db_blocker.unblock():
         ensure_database()

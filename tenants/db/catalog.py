@@ -6,6 +6,7 @@ from django.apps import apps
 from django.conf import settings
 from django.db import connections
 
+from tenants.constraints import TENANT_SETTING, RowLevelSecurity
 from tenants.models import TenantModel
 from tenants.scoping import tenant_foreign_keys
 
@@ -26,10 +27,70 @@ def _columns(cursor, table: str) -> dict[int, str]:
     return dict(cursor.fetchall())
 
 
+def _role_findings(cursor, runtime: str) -> list[str]:
+    """Roles the runtime role can become, and defaults that would preset the tenant."""
+    findings = []
+    cursor.execute(
+        "SELECT r.rolname, r.rolsuper, r.rolbypassrls FROM pg_roles r "
+        "WHERE r.rolname <> %s AND pg_has_role(%s, r.oid, 'MEMBER') "
+        "AND (r.rolsuper OR r.rolbypassrls OR EXISTS (SELECT 1 FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.relowner = r.oid AND n.nspname = current_schema()))",
+        [runtime, runtime],
+    )
+    for name, superuser, bypass in cursor.fetchall():
+        what = "SUPERUSER" if superuser else "BYPASSRLS" if bypass else "owns tables"
+        findings.append(f"runtime role {runtime} can SET ROLE {name}, which {what}")
+    # A default of app.tenant_id (or role) would be every fresh session's tenant.
+    cursor.execute(
+        "SELECT coalesce(r.rolname, '(all roles)'), coalesce(d.datname, '(all databases)'), "
+        "s.setconfig FROM pg_db_role_setting s "
+        "LEFT JOIN pg_roles r ON r.oid = s.setrole "
+        "LEFT JOIN pg_database d ON d.oid = s.setdatabase "
+        "WHERE (s.setdatabase = 0 OR d.datname = current_database()) "
+        "AND (s.setrole = 0 OR pg_has_role(%s, s.setrole, 'MEMBER'))",
+        [runtime],
+    )
+    for role, database, config in cursor.fetchall():
+        for entry in config or []:
+            if entry.split("=", 1)[0].lower() in (TENANT_SETTING, "role"):
+                findings.append(f"{role} in {database} has a default {entry}")
+    return findings
+
+
+def _schema_findings(cursor, tables: list[str]) -> list[str]:
+    """Views and functions that would run as their owner over tenant tables (THREATS 7)."""
+    findings = []
+    cursor.execute(
+        "SELECT DISTINCT v.relname, v.relkind, coalesce(v.reloptions, '{}') FROM pg_depend d "
+        "JOIN pg_rewrite w ON w.oid = d.objid JOIN pg_class v ON v.oid = w.ev_class "
+        "JOIN pg_class t ON t.oid = d.refobjid "
+        "WHERE d.classid = 'pg_rewrite'::regclass AND v.oid <> t.oid AND t.relname = ANY(%s) "
+        "AND t.relnamespace = current_schema()::regnamespace",
+        [tables],
+    )
+    for name, kind, options in cursor.fetchall():
+        if kind == "m":
+            findings.append(f"materialized view {name} copies tenant rows (RLS does not apply)")
+        elif "security_invoker=true" not in [o.lower() for o in options]:
+            findings.append(f"view {name} reads tenant tables as its owner (no security_invoker)")
+    cursor.execute(
+        "SELECT p.proname, coalesce(p.proconfig, '{}') FROM pg_proc p "
+        "WHERE p.prosecdef AND p.pronamespace = current_schema()::regnamespace"
+    )
+    for name, config in cursor.fetchall():
+        if not any(entry.startswith("search_path=") for entry in config):
+            findings.append(f"SECURITY DEFINER function {name} has no pinned search_path")
+        else:
+            findings.append(f"SECURITY DEFINER function {name} runs as its owner (review it)")
+    return findings
+
+
 def audit_database(*, using: str = "owner") -> list[str]:
     """Return one line per finding; an empty list means the database is as it must be."""
     findings: list[str] = []
     runtime = settings.TENANCY_RUNTIME_ROLE
+    breakglass = settings.TENANCY_BREAKGLASS_ROLE
     with connections[using].cursor() as cursor:
         cursor.execute("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = %s", [runtime])
         row = cursor.fetchone()
@@ -48,6 +109,8 @@ def audit_database(*, using: str = "owner") -> list[str]:
             )
             for (relname,) in cursor.fetchall():
                 findings.append(f"runtime role {runtime} owns {relname}")
+            findings.extend(_role_findings(cursor, runtime))
+        findings.extend(_schema_findings(cursor, [m._meta.db_table for m in tenant_models()]))
 
         for model in tenant_models():
             table = model._meta.db_table
@@ -65,17 +128,28 @@ def audit_database(*, using: str = "owner") -> list[str]:
             if not flags[1]:
                 findings.append(f"{table}: row level security is not FORCEd")
             cursor.execute(
-                "SELECT policyname, qual, with_check, roles FROM pg_policies "
+                "SELECT policyname, qual, with_check, roles, permissive FROM pg_policies "
                 "WHERE tablename = %s AND schemaname = current_schema()",
                 [table],
             )
             policies = cursor.fetchall()
-            isolation = [p for p in policies if p[0].endswith("_isolation")]
-            if not isolation:
+            # The policies RowLevelSecurity creates, and to whom; permissive policies are OR-ed,
+            # so any other one widens what some role can see.
+            expected: dict[str, list[str]] = {}
+            for constraint in model._meta.constraints:
+                if isinstance(constraint, RowLevelSecurity):
+                    expected[f"{constraint.name}_isolation"] = ["public"]
+                    expected[f"{constraint.name}_breakglass"] = [breakglass]
+            names = {p[0] for p in policies}
+            if not any(n.endswith("_isolation") and n in names for n in expected):
                 findings.append(f"{table}: no tenant isolation policy")
-            for name, qual, with_check, _roles in policies:
+            for name, qual, with_check, roles, permissive in policies:
+                if permissive != "PERMISSIVE":
+                    continue  # a restrictive policy can only narrow what the others admit
                 if not with_check:
                     findings.append(f"{table}: policy {name} has no WITH CHECK")
+                if expected.get(name) != list(roles or []):
+                    findings.append(f"{table}: unexpected policy {name} (to {', '.join(roles)})")
                 if name.endswith("_isolation") and "app.tenant_id" not in (qual or ""):
                     findings.append(f"{table}: policy {name} does not test app.tenant_id")
                 if name.endswith("_isolation") and " IS NULL" in (qual or "").upper():

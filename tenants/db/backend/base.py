@@ -13,19 +13,35 @@ streaming responses, commands). Inside a transaction it is sent with the first s
 again only when the context changes. Named (server-side) cursors and executemany() cannot
 carry a prefix; they get a separate statement (and, in autocommit, a transaction of their own).
 
-With no tenant in context, statements run as they are and RLS shows no rows.
+With no tenant in context, statements that read or write rows carry '' the same way: a
+session-level value (misbehaving SQL calling `set_config('app.tenant_id', x, false)`, or another
+client of the same PgBouncer server connection) is then never what RLS reads, and a
+session-level `SET ROLE` is reset too. Other statements (DDL, SET, SHOW; some, such as CREATE
+DATABASE or VACUUM, must run alone) run as they are.
 """
 
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
 from django.db import transaction
 from django.db.backends.postgresql import base as postgresql
+from psycopg import ClientCursor
 
 from tenants.context import database_setting
 
 _TRANSACTION_CONTROL = frozenset({"SAVE", "ROLL", "RELE", "BEGI", "COMM"})
 _NOTHING = ("", False)
+# Statements that read or write rows (and may run inside a transaction block).
+_ROW_STATEMENT = re.compile(
+    r"\s*\(*\s*(?:SELECT|INSERT|UPDATE|DELETE|WITH|EXPLAIN|VALUES|TABLE|MERGE|CALL|DO)\b",
+    re.IGNORECASE,
+)
+
+
+def _touches_rows(sql) -> bool:
+    return not isinstance(sql, str) or _ROW_STATEMENT.match(sql) is not None
 
 
 def _literal(value: str) -> str:
@@ -81,12 +97,18 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
             return execute(sql, params, many, context)
         wanted = database_setting()
         autocommit = self.get_autocommit()
-        if autocommit and wanted == _NOTHING:
+        if autocommit and wanted == _NOTHING and not _touches_rows(sql):
             return execute(sql, params, many, context)
         if not autocommit and self._tenant_in_transaction == wanted:
             return execute(sql, params, many, context)
         raw_cursor = context["cursor"].cursor
-        if many or getattr(raw_cursor, "name", None):
+        # Only psycopg's client-side cursor sends several statements in one message.
+        if (
+            many
+            or not isinstance(sql, str)
+            or getattr(raw_cursor, "name", None)
+            or not isinstance(raw_cursor, ClientCursor)
+        ):
             return self._carry_separately(execute, sql, params, many, context, wanted)
         result = execute(f"{self.tenant_prefix(wanted)}; {sql}", params, many, context)
         raw_cursor.nextset()  # on to the statement's own result

@@ -1,0 +1,164 @@
+"""`manage.py tenants check`: clean on a migrated database; names each weakening of the second
+wall, and is clean again once it is repaired (THREATS 1, 7, 8).
+
+The weakenings are made as the owner inside the test's transaction on the `owner` alias, which
+the in-process command reads, and are rolled back with it: nothing reaches other databases or
+sessions (role changes are not visible to anyone before commit).
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.db import connections
+
+from tests.rls.support import ROOT, child_environment, database_name
+
+pytestmark = pytest.mark.django_db(databases=["default", "owner"])
+
+RUNTIME = settings.TENANCY_RUNTIME_ROLE
+TABLE = "workflows_workflow"
+ISOLATION = f"{TABLE}_rls_isolation"
+POLICY = (
+    f"CREATE POLICY {ISOLATION} ON {TABLE} USING "
+    "(tenant_id = (SELECT NULLIF(current_setting('app.tenant_id', true), '')::bigint)) "
+    "WITH CHECK (tenant_id = (SELECT NULLIF(current_setting('app.tenant_id', true), '')::bigint))"
+)
+
+# name -> (the weakening, the finding it must produce, the repair)
+WEAKENINGS = {
+    "policy dropped": (
+        f"DROP POLICY {ISOLATION} ON {TABLE}",
+        f"{TABLE}: no tenant isolation policy",
+        POLICY,
+    ),
+    "policy without WITH CHECK": (
+        f"DROP POLICY {ISOLATION} ON {TABLE}; "
+        f"CREATE POLICY {ISOLATION} ON {TABLE} USING (tenant_id = "
+        "(SELECT NULLIF(current_setting('app.tenant_id', true), '')::bigint))",
+        f"{TABLE}: policy {ISOLATION} has no WITH CHECK",
+        f"DROP POLICY {ISOLATION} ON {TABLE}; {POLICY}",
+    ),
+    "IS NULL escape": (
+        f"ALTER POLICY {ISOLATION} ON {TABLE} USING (current_setting('app.tenant_id', true) "
+        "IS NULL OR tenant_id = (SELECT NULLIF(current_setting('app.tenant_id', true), '')"
+        "::bigint))",
+        f"{TABLE}: policy {ISOLATION} has an IS NULL escape",
+        f"DROP POLICY {ISOLATION} ON {TABLE}; {POLICY}",
+    ),
+    "extra permissive policy": (
+        f"CREATE POLICY everyone ON {TABLE} USING (true) WITH CHECK (true)",
+        f"{TABLE}: unexpected policy everyone (to public)",
+        f"DROP POLICY everyone ON {TABLE}",
+    ),
+    "extra policy for one role": (
+        f"CREATE POLICY for_runtime ON {TABLE} TO {RUNTIME} USING (true) WITH CHECK (true)",
+        f"{TABLE}: unexpected policy for_runtime (to {RUNTIME})",
+        f"DROP POLICY for_runtime ON {TABLE}",
+    ),
+    "FORCE removed": (
+        f"ALTER TABLE {TABLE} NO FORCE ROW LEVEL SECURITY",
+        f"{TABLE}: row level security is not FORCEd",
+        f"ALTER TABLE {TABLE} FORCE ROW LEVEL SECURITY",
+    ),
+    "RLS disabled": (
+        f"ALTER TABLE {TABLE} DISABLE ROW LEVEL SECURITY",
+        f"{TABLE}: row level security is not ENABLEd",
+        f"ALTER TABLE {TABLE} ENABLE ROW LEVEL SECURITY",
+    ),
+    "TRUNCATE granted": (
+        f"GRANT TRUNCATE ON {TABLE} TO {RUNTIME}",
+        f"{TABLE}: runtime role {RUNTIME} may TRUNCATE",
+        f"REVOKE TRUNCATE ON {TABLE} FROM {RUNTIME}",
+    ),
+    "BYPASSRLS given": (
+        f"ALTER ROLE {RUNTIME} BYPASSRLS",
+        f"runtime role {RUNTIME} has BYPASSRLS",
+        f"ALTER ROLE {RUNTIME} NOBYPASSRLS",
+    ),
+    "owns a table": (
+        f"ALTER TABLE {TABLE} OWNER TO {RUNTIME}",
+        f"runtime role {RUNTIME} owns {TABLE}",
+        f"ALTER TABLE {TABLE} OWNER TO CURRENT_USER",
+    ),
+    "member of a BYPASSRLS role": (
+        f"CREATE ROLE {{db}}_bypass NOLOGIN BYPASSRLS; GRANT {{db}}_bypass TO {RUNTIME}",
+        f"runtime role {RUNTIME} can SET ROLE {{db}}_bypass, which BYPASSRLS",
+        f"REVOKE {{db}}_bypass FROM {RUNTIME}; DROP ROLE {{db}}_bypass",
+    ),
+    "default tenant for the role": (
+        f"ALTER ROLE {RUNTIME} IN DATABASE {{db}} SET app.tenant_id = '1'",
+        f"{RUNTIME} in {{db}} has a default app.tenant_id=1",
+        f"ALTER ROLE {RUNTIME} IN DATABASE {{db}} RESET app.tenant_id",
+    ),
+    "view over a tenant table": (
+        f"CREATE VIEW every_workflow AS SELECT * FROM {TABLE}",
+        "view every_workflow reads tenant tables as its owner (no security_invoker)",
+        "ALTER VIEW every_workflow SET (security_invoker = true)",
+    ),
+    "SECURITY DEFINER function": (
+        "CREATE FUNCTION count_all() RETURNS bigint LANGUAGE sql SECURITY DEFINER "
+        f"AS 'SELECT count(*) FROM {TABLE}'",
+        "SECURITY DEFINER function count_all has no pinned search_path",
+        "DROP FUNCTION count_all()",
+    ),
+    "composite key dropped": (
+        "ALTER TABLE workflows_workflowrun DROP CONSTRAINT workflows_workflowrun_workflow_id_tfk",
+        "workflows_workflowrun: no composite foreign key (tenant_id, workflow_id)",
+        "ALTER TABLE workflows_workflowrun ADD CONSTRAINT workflows_workflowrun_workflow_id_tfk "
+        "FOREIGN KEY (tenant_id, workflow_id) REFERENCES workflows_workflow (tenant_id, id) "
+        "DEFERRABLE INITIALLY DEFERRED",
+    ),
+}
+
+
+def run_check() -> tuple[int, str]:
+    """`tenants check` in this process, on the owner alias (this test's transaction)."""
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        call_command("tenants", "check", stdout=out, stderr=err)
+    except SystemExit as exit_:
+        return int(exit_.code or 0), out.getvalue() + err.getvalue()
+    return 0, out.getvalue() + err.getvalue()
+
+
+def as_owner(sql: str) -> None:
+    with connections["owner"].cursor() as cursor:
+        for statement in sql.format(db=database_name()).split("; "):
+            cursor.execute(statement)
+
+
+def test_the_command_passes_on_the_migrated_test_database():
+    """The real command line, in a child process, against the committed test database."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", "tenants", "check"],
+        cwd=ROOT,
+        env=child_environment(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "database is clean" in result.stdout
+
+
+@pytest.mark.parametrize("name", list(WEAKENINGS))
+def test_each_weakening_is_named_and_the_repair_passes(name):
+    weaken, finding, repair = WEAKENINGS[name]
+    assert run_check() == (0, "tenancy check: database is clean\n")
+    as_owner(weaken)
+    code, output = run_check()
+    assert code == 1
+    assert f"FAIL {finding.format(db=database_name())}\n" in output
+    as_owner(repair)
+    assert run_check() == (0, "tenancy check: database is clean\n")
+
+
+def test_a_restrictive_policy_only_narrows_and_is_no_finding():
+    as_owner(f"CREATE POLICY only_drafts ON {TABLE} AS RESTRICTIVE USING (status = 'draft')")
+    assert run_check() == (0, "tenancy check: database is clean\n")
