@@ -1,0 +1,1 @@
+"""Benchmarks: what tenancy costs, as ratios against baselines measured in the same run."""

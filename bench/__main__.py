@@ -1,0 +1,193 @@
+"""`python -m bench [--full] [--pairs 1,2,...]`: run the pairs, print the table, save the figures."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+
+from bench.environment import RESULTS_DIR, configure
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--full", action="store_true", help="millions of rows, more rounds")
+    parser.add_argument(
+        "--pairs", default="1,2,3,4,5,6,7", help="comma-separated pair numbers (default: all)"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        help="interleaved rounds of every pair (at least 5; default: 9 for the in-process "
+        "pairs 1-5, 5 for HTTP and schemas; FULL: 15, 10 and 5)",
+    )
+    parser.add_argument(
+        "--output", default=str(RESULTS_DIR / "latest.json"), help="where the raw figures go"
+    )
+    args = parser.parse_args(argv)
+    if args.rounds is not None and args.rounds < 5:
+        parser.error("--rounds must be at least 5")
+    args.rounds_by_kind = {
+        # Pair 7 stays at 5: one django-tenants round at 1,000 tenants takes minutes.
+        "process": args.rounds or (15 if args.full else 9),
+        "http": args.rounds or (10 if args.full else 5),
+        "schemas": args.rounds or 5,
+    }
+    args.pairs = {p.strip() for p in args.pairs.split(",") if p.strip()}
+    return args
+
+
+def _machine() -> dict[str, object]:
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            model = next(
+                (
+                    line.split(":", 1)[1].strip()
+                    for line in cpuinfo
+                    if line.startswith("model name")
+                ),
+                "",
+            )
+    except OSError:
+        pass
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": model or platform.processor(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    load_at_start = os.getloadavg()[0]
+    names = configure(full=args.full)
+    started = time.perf_counter()
+
+    import django
+
+    django.setup()
+
+    from django.db import connections
+
+    from bench import pairs_database, pairs_http, pairs_schemas, pairs_tokens
+    from bench.dataset import dataset_specs, ensure_dataset
+    from bench.measure import Failure, markdown_table
+
+    mode = "full" if args.full else "quick"
+    rounds = args.rounds_by_kind
+    plan = pairs_database.Plan(rounds=rounds["process"], batch_seconds=0.8 if args.full else 0.3)
+    http_plan = pairs_http.HttpPlan(
+        rounds=rounds["http"],
+        seconds=10.0 if args.full else 3.0,
+        warmup_seconds=1.0 if args.full else 0.5,
+    )
+    schema_plan = pairs_schemas.SchemaPlan(
+        rounds=rounds["schemas"], large=1000 if args.full else 100
+    )
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    specs = dataset_specs(full=args.full)
+    _log(f"bench ({mode}): databases {names['main']} and {names['small']}")
+    datasets = {}
+    for key, owner, runtime in (("main", "owner", "default"), ("small", "owner_1k", "runtime_1k")):
+        t0 = time.perf_counter()
+        datasets[key] = ensure_dataset(owner_alias=owner, runtime_alias=runtime, spec=specs[key])
+        what = "reused" if datasets[key].reused else "built"
+        _log(
+            f"  dataset {key}: {specs[key].tenants:,} tenants, {specs[key].rows:,} rows, "
+            f"{what} in {time.perf_counter() - t0:.1f}s"
+        )
+    with connections["owner"].cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        server_version = cursor.fetchone()[0]
+
+    jobs = {
+        "1": ("PK read", lambda: pairs_database.pk_read(dataset=datasets["main"], plan=plan)),
+        "2": (
+            "list under RLS",
+            lambda: pairs_database.list_under_rls(dataset=datasets["main"], plan=plan),
+        ),
+        "3": (
+            "per-request context",
+            lambda: pairs_database.per_request_context(dataset=datasets["main"], plan=plan),
+        ),
+        "4": (
+            "tenant count",
+            lambda: pairs_database.tenant_count(
+                main=datasets["main"], small=datasets["small"], plan=plan
+            ),
+        ),
+        "5": ("JWT verification", lambda: pairs_tokens.verification(plan=plan)),
+        "6": (
+            "HTTP throughput",
+            lambda: pairs_http.throughput(dataset=datasets["main"], plan=http_plan),
+        ),
+        "7": (
+            "shared schema vs django-tenants",
+            lambda: pairs_schemas.compare(
+                plan=schema_plan, log_path=RESULTS_DIR / "pair7.log", progress=_log
+            ),
+        ),
+    }
+    results = []
+    for number, (title, job) in jobs.items():
+        if number not in args.pairs:
+            continue
+        t0 = time.perf_counter()
+        _log(f"pair {number}: {title} ...")
+        try:
+            results.extend(job())
+        except Exception as exc:
+            traceback.print_exc()
+            results.append(Failure(pair=number, title=title, error=f"{type(exc).__name__}: {exc}"))
+        _log(f"pair {number}: done in {time.perf_counter() - t0:.1f}s")
+
+    table = markdown_table(results)
+    machine = {
+        **_machine(),
+        "postgresql": server_version,
+        # Other work on the machine inflates the spread; the ratios are interleaved against it.
+        "load_average_1min": {"start": load_at_start, "end": os.getloadavg()[0]},
+    }
+    command = "make bench" + (" FULL=1" if args.full else "")
+    header = (
+        f"Mode {mode}; interleaved rounds: {rounds['process']} (pairs 1-5), {rounds['http']} "
+        f"(pair 6), {rounds['schemas']} (pair 7); ratio = median(ours) / "
+        f"median(baseline). Machine: {machine['nproc']} cores, {machine['cpu']}, "
+        f"PostgreSQL {server_version}, Python {machine['python']}; load average "
+        f"{load_at_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end."
+    )
+    print(f"\n{header}\n\n{table}\n")
+    os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)
+    report = {
+        "command": command,
+        "mode": mode,
+        "rounds": rounds,
+        "finished_at": datetime.datetime.now(datetime.UTC).isoformat(),
+        "seconds": time.perf_counter() - started,
+        "machine": machine,
+        "datasets": {
+            key: {**d.spec.as_dict(), "reused": d.reused, "build_seconds": d.build_seconds}
+            for key, d in datasets.items()
+        },
+        "results": [r.as_json() for r in results],
+        "table": table,
+    }
+    with open(args.output, "w") as out:
+        json.dump(report, out, indent=2, default=str)
+    _log(f"raw figures: {args.output}; total {time.perf_counter() - started:.0f}s")
+    return 1 if any(isinstance(r, Failure) for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,394 @@
+"""Pairs 1-4: what the tenant manager, RLS, the per-transaction setting and tenant count cost."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import statistics
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.db import connections, models, transaction
+from psycopg import pq
+
+from bench import prototype_manager
+from bench.dataset import SERVED_RANK, Dataset
+from bench.measure import Check, Row, Target, calibrate, interleave, per_op_seconds
+from bench.profiling import profile_calls
+from tenants.context import tenant_context
+from tenants.models import Tenant
+from workflows import selectors
+from workflows.models import Workflow
+
+NEWEST = ("-created_at", "-id")  # the list endpoint's order (workflows.pagination)
+PAGE = 50
+
+
+@dataclass(frozen=True)
+class Plan:
+    rounds: int
+    batch_seconds: float
+
+
+def _plain_manager(using: str | None = None) -> models.Manager:
+    """Django's stock manager on Workflow, attached at run time (the model keeps its own)."""
+    manager = models.Manager()
+    manager.model = Workflow
+    manager.name = "bench_plain"
+    return manager.db_manager(using) if using else manager
+
+
+def _tenant(alias: str, tenant_id: int) -> Tenant:
+    return Tenant.objects.using(alias).get(pk=tenant_id)
+
+
+def _pks(*, alias: str, tenant_id: int, limit: int = 500) -> list[int]:
+    with connections[alias].cursor() as cursor:
+        cursor.execute(
+            "SELECT id FROM workflows_workflow WHERE tenant_id = %s ORDER BY id LIMIT %s",
+            [tenant_id, limit],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _in_tenant_transaction(tenant: Tenant, alias: str, body: Callable[[], float]) -> float:
+    with tenant_context(tenant), transaction.atomic(using=alias):
+        return body()
+
+
+def pk_read(*, dataset: Dataset, plan: Plan) -> list[Row]:
+    """Pair 1: Workflow.objects.get(pk=...) against a stock Manager on the same model.
+
+    Both run as the runtime role in the same tenant and the same open transaction, so RLS and
+    the tenant setting are identical; the difference is the manager's `tenant_id = %s` and
+    the Python that adds it.
+    """
+    tenant_id, _ = dataset.tenant_at_rank(SERVED_RANK)
+    tenant = _tenant("default", tenant_id)
+    pks = itertools.cycle(_pks(alias="owner", tenant_id=tenant_id))
+    plain = _plain_manager()
+    prebuilt = prototype_manager.attach(Workflow)
+
+    def scoped_get():
+        return Workflow.objects.get(pk=next(pks))
+
+    def plain_get():
+        return plain.get(pk=next(pks))
+
+    def prebuilt_get():
+        return prebuilt.get(pk=next(pks))
+
+    with tenant_context(tenant), transaction.atomic():
+        count = calibrate(scoped_get, seconds=plan.batch_seconds)
+    samples = interleave(
+        {
+            "scoped": lambda: _in_tenant_transaction(
+                tenant, "default", lambda: per_op_seconds(scoped_get, count=count)
+            ),
+            "plain": lambda: _in_tenant_transaction(
+                tenant, "default", lambda: per_op_seconds(plain_get, count=count)
+            ),
+            "prebuilt": lambda: _in_tenant_transaction(
+                tenant, "default", lambda: per_op_seconds(prebuilt_get, count=count)
+            ),
+        },
+        rounds=plan.rounds,
+    )
+    with tenant_context(tenant):
+        same_sql = str(Workflow.objects.filter(pk=1).query) == str(prebuilt.filter(pk=1).query)
+    rows = [
+        Row(
+            pair="1",
+            title="PK read: tenant manager vs stock Manager (runtime role, same tenant and RLS)",
+            ours_label="manager",
+            base_label="plain",
+            unit="us",
+            ours=samples["scoped"],
+            base=samples["plain"],
+            target=Target(high=1.15),
+            extra={"calls_per_batch": count},
+        ),
+        Row(
+            pair="1b",
+            title="prototype, not in the core: tenant condition built once per model",
+            ours_label="prebuilt",
+            base_label="plain",
+            unit="us",
+            ours=samples["prebuilt"],
+            base=samples["plain"],
+            target=Target(high=1.15),
+            note="" if same_sql else "the prototype's SQL differs from the manager's",
+            extra={"same_sql_as_manager": same_sql},
+        ),
+    ]
+    if rows[0].verdict == "MISS":
+        with tenant_context(tenant), transaction.atomic():
+            _attach_profile(rows[0], scoped_get, count=count, name="pair1")
+    return rows
+
+
+def _attach_profile(row: Row, operation: Callable[[], object], *, count: int, name: str) -> None:
+    """Profile ours' side of a missed target and point the row's note at the call tree."""
+    path = profile_calls(operation, count=count, name=name)
+    row.extra["profile"] = str(path)
+    row.note = "; ".join(filter(None, [row.note, f"profile of ours: {path.name}"]))
+
+
+def _list_sql(tenant: Tenant) -> tuple[str, tuple]:
+    with tenant_context(tenant):
+        query = selectors.workflow_list().order_by(*NEWEST)[:PAGE].query
+        return query.sql_with_params()
+
+
+def _bypasses_rls(alias: str) -> bool:
+    with connections[alias].cursor() as cursor:
+        cursor.execute("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")
+        return bool(cursor.fetchone()[0])
+
+
+def _fetch_all(alias: str, sql: str, params: tuple) -> list[tuple]:
+    with connections[alias].cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def list_under_rls(*, dataset: Dataset, plan: Plan) -> list[Row | Check]:
+    """Pair 2: the list query's SQL as the runtime role (RLS) and as a role that bypasses it.
+
+    Same SQL text, same tenant setting, each batch inside one transaction on each side: the
+    only difference is whether PostgreSQL applies the policy.
+    """
+    tenant_id, size = dataset.tenant_at_rank(SERVED_RANK)
+    tenant = _tenant("default", tenant_id)
+    sql, params = _list_sql(tenant)
+    if not _bypasses_rls("owner"):
+        raise RuntimeError("the owner role neither is a superuser nor has BYPASSRLS")
+    with tenant_context(tenant), transaction.atomic(using="default"):
+        under_rls = _fetch_all("default", sql, params)
+        plan_lines = [row[0] for row in _fetch_all("default", "EXPLAIN " + sql, params)]
+    with tenant_context(tenant), transaction.atomic(using="owner"):
+        bypassing = _fetch_all("owner", sql, params)
+    if under_rls != bypassing or len(under_rls) != PAGE:
+        raise RuntimeError("RLS and bypass sides returned different rows")
+
+    def side(alias: str) -> Callable[[], float]:
+        def run() -> float:
+            with tenant_context(tenant), transaction.atomic(using=alias):
+                return per_op_seconds(lambda: _fetch_all(alias, sql, params), count=count)
+
+        return run
+
+    with tenant_context(tenant), transaction.atomic(using="default"):
+        count = calibrate(lambda: _fetch_all("default", sql, params), seconds=plan.batch_seconds)
+    samples = interleave({"rls": side("default"), "bypass": side("owner")}, rounds=plan.rounds)
+    index_lines = [line.strip() for line in plan_lines if "Index Cond" in line]
+    on_tenant = any("tenant_id" in line for line in index_lines)
+    return [
+        Row(
+            pair="2",
+            title=f"list query, 50 newest of a {size:,}-row tenant: RLS vs BYPASSRLS role",
+            ours_label="RLS",
+            base_label="bypass",
+            unit="us",
+            ours=samples["rls"],
+            base=samples["bypass"],
+            target=Target(high=1.10),
+            extra={"sql": sql, "explain": plan_lines, "calls_per_batch": count},
+        ),
+        Check(
+            pair="2",
+            title="EXPLAIN of the list query under RLS uses the tenant index",
+            observed=index_lines[0] if index_lines else "no Index Cond",
+            expected="Index Cond on tenant_id",
+            ok=on_tenant,
+        ),
+    ]
+
+
+def per_request_context(*, dataset: Dataset, plan: Plan) -> list[Row]:
+    """Pair 3: tenant context + transaction + set_config + the read, against a plain read.
+
+    Ours: what a request pays, through the tenancy backend as the runtime role (BEGIN, the
+    tenant setting with the scoped query, COMMIT). Baseline: the same read with Django's stock
+    backend and manager as the owner, in autocommit, without a tenant (one round trip).
+    Two more sides measure prototypes that are not in the core: BEGIN sent in the first
+    statement's message (bench.onetrip), and that plus the prebuilt tenant condition
+    (bench.prototype_manager).
+    """
+    tenant_id, _ = dataset.tenant_at_rank(SERVED_RANK)
+    pks = itertools.cycle(_pks(alias="owner", tenant_id=tenant_id))
+    tenants = {alias: _tenant(alias, tenant_id) for alias in ("default", "onetrip")}
+    plain = _plain_manager("plain")
+
+    def request_like(alias: str, manager) -> Callable[[], object]:
+        tenant = tenants[alias]
+
+        def run():
+            with tenant_context(tenant), transaction.atomic(using=alias):
+                return manager.get(pk=next(pks))
+
+        return run
+
+    def autocommit_read():
+        return plain.get(pk=next(pks))
+
+    scoped = Workflow.objects.db_manager("default")
+
+    def autocommit_in_tenant():
+        with tenant_context(tenants["default"]):
+            return scoped.get(pk=next(pks))
+
+    sides = {
+        "ours": request_like("default", Workflow.objects.db_manager("default")),
+        "plain": autocommit_read,
+        "onetrip": request_like("onetrip", Workflow.objects.db_manager("onetrip")),
+        "both": request_like("onetrip", prototype_manager.attach(Workflow, using="onetrip")),
+        "autocommit_tenant": autocommit_in_tenant,
+    }
+    count = calibrate(sides["ours"], seconds=plan.batch_seconds)
+    samples = interleave(
+        {name: _batch(op, count) for name, op in sides.items()}, rounds=plan.rounds
+    )
+    round_trips = {
+        "context": _round_trips(sides["ours"], alias="default"),
+        "one-trip": _round_trips(sides["onetrip"], alias="onetrip"),
+        "autocommit": _round_trips(autocommit_read, alias="plain"),
+        "tenant in autocommit": _round_trips(autocommit_in_tenant, alias="default"),
+    }
+    trips = ", ".join(f"{name} {n}" for name, n in round_trips.items())
+    rows = [
+        Row(
+            pair="3",
+            title="per-request tenant context (atomic + set_config + read) vs autocommit read",
+            ours_label="context",
+            base_label="autocommit",
+            unit="us",
+            ours=samples["ours"],
+            base=samples["plain"],
+            target=Target(high=1.25),
+            note=f"round trips per call: {trips}",
+            extra={"round_trips": round_trips, "calls_per_batch": count},
+        ),
+        Row(
+            pair="3b",
+            title="prototype, not in the core: BEGIN in the first statement's message",
+            ours_label="one-trip",
+            base_label="autocommit",
+            unit="us",
+            ours=samples["onetrip"],
+            base=samples["plain"],
+            target=Target(high=1.25),
+        ),
+        Row(
+            pair="3c",
+            title="prototypes 1b + 3b together",
+            ours_label="both",
+            base_label="autocommit",
+            unit="us",
+            ours=samples["both"],
+            base=samples["plain"],
+            target=Target(high=1.25),
+        ),
+        Row(
+            pair="3d",
+            title="tenant context without a transaction (autocommit: set_config + read in one message)",
+            ours_label="context",
+            base_label="autocommit",
+            unit="us",
+            ours=samples["autocommit_tenant"],
+            base=samples["plain"],
+            target=Target(high=1.25),
+        ),
+    ]
+    if rows[0].verdict == "MISS":
+        _attach_profile(rows[0], sides["ours"], count=count, name="pair3")
+    return rows
+
+
+def _batch(operation: Callable[[], object], count: int) -> Callable[[], float]:
+    return lambda: per_op_seconds(operation, count=count)
+
+
+def _round_trips(operation: Callable[[], object], *, alias: str) -> int:
+    """Round trips one call makes: libpq's protocol trace, counting Query and Sync messages."""
+    connections[alias].ensure_connection()
+    pgconn = connections[alias].connection.pgconn
+    with tempfile.TemporaryFile() as trace:
+        pgconn.trace(trace.fileno())
+        pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+        try:
+            operation()
+        finally:
+            pgconn.untrace()
+        trace.seek(0)
+        lines = trace.read().decode(errors="replace").splitlines()
+    return sum(1 for line in lines if re.match(r"F\s+\d+\s+(Query|Sync)\b", line))
+
+
+def tenant_count(*, main: Dataset, small: Dataset, plan: Plan) -> list[Row]:
+    """Pair 4: the list query at 10,000 and at 1,000 tenants (same rows), and big vs median."""
+
+    def list_page(alias: str, tenant: Tenant) -> Callable[[], float]:
+        manager = Workflow.objects.db_manager(alias)
+
+        def page():
+            return list(manager.select_related("owner").order_by(*NEWEST)[:PAGE])
+
+        def run() -> float:
+            with tenant_context(tenant), transaction.atomic(using=alias):
+                return per_op_seconds(page, count=count)
+
+        with tenant_context(tenant), transaction.atomic(using=alias):
+            rows = len(page())
+        return run, page, rows
+
+    # Equal size rank in both datasets, so each side returns a full page of 50 rows.
+    many_id, many_size = main.tenant_at_rank(SERVED_RANK)
+    few_id, few_size = small.tenant_at_rank(SERVED_RANK)
+    many, many_page, _ = list_page("default", _tenant("default", many_id))
+    few, _, _ = list_page("runtime_1k", _tenant("runtime_1k", few_id))
+    with tenant_context(_tenant("default", many_id)), transaction.atomic():
+        count = calibrate(many_page, seconds=plan.batch_seconds)
+    samples = interleave({"10k": many, "1k": few}, rounds=plan.rounds)
+
+    median_rank = main.spec.tenants // 2
+    top_id, top_size = main.tenant_at_rank(5)
+    mid_id, mid_size = main.tenant_at_rank(median_rank)
+    top, _, top_rows = list_page("default", _tenant("default", top_id))
+    mid, _, mid_rows = list_page("default", _tenant("default", mid_id))
+    spread = interleave({"top": top, "median": mid}, rounds=plan.rounds)
+    return [
+        Row(
+            pair="4",
+            title=(
+                f"list query at {main.spec.tenants:,} vs {small.spec.tenants:,} tenants, "
+                f"{main.spec.rows:,} rows each (tenants of rank {SERVED_RANK}: "
+                f"{many_size:,} and {few_size:,} rows)"
+            ),
+            ours_label=f"{main.spec.tenants // 1000}k",
+            base_label=f"{small.spec.tenants // 1000}k",
+            unit="us",
+            ours=samples["10k"],
+            base=samples["1k"],
+            target=Target(low=0.90, high=1.10),
+            extra={"calls_per_batch": count},
+        ),
+        Row(
+            pair="4b",
+            title=(
+                f"list query, top-10 tenant ({top_size:,} rows) vs median tenant "
+                f"({mid_size:,} rows)"
+            ),
+            ours_label="top-10",
+            base_label="median",
+            unit="us",
+            ours=spread["top"],
+            base=spread["median"],
+            note=(
+                f"the median tenant's page has {mid_rows} rows and the top tenant's {top_rows}: "
+                "the cost follows the rows returned, not the tenant's size"
+            ),
+            extra={"median_of_medians_us": statistics.median(spread["median"]) * 1e6},
+        ),
+    ]

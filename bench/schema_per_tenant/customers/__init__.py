@@ -1,0 +1,1 @@
+"""The tenant and domain models of the django-tenants comparison project."""

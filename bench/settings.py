@@ -1,0 +1,23 @@
+"""Settings of a benchmark run: the project's settings plus the aliases the pairs compare.
+
+- `runtime_1k` / `owner_1k`: the same roles on the 1,000-tenant dataset (pair 4);
+- `plain`: the owner on Django's stock PostgreSQL backend, no tenancy at all (pair 3);
+- `onetrip`: the runtime role on a prototype backend that sends BEGIN and the tenant setting
+  in one round trip (bench.onetrip; an idea for the core, measured, not used by the app).
+"""
+
+import os
+
+from ameide.settings import *  # noqa: F403
+from ameide.settings import DATABASES
+
+_SMALL_DB = os.environ["AMEIDE_BENCH_DB_SMALL"]
+
+DATABASES["runtime_1k"] = {**DATABASES["default"], "NAME": _SMALL_DB}
+DATABASES["owner_1k"] = {**DATABASES["owner"], "NAME": _SMALL_DB, "TEST": {}}
+DATABASES["plain"] = {
+    **DATABASES["owner"],
+    "ENGINE": "django.db.backends.postgresql",
+    "TEST": {},
+}
+DATABASES["onetrip"] = {**DATABASES["default"], "ENGINE": "bench.onetrip"}

@@ -1,0 +1,41 @@
+"""Benchmark only (bench.settings_off): the workflows list without tenancy, and a static body."""
+
+from pathlib import Path
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.http import HttpResponse
+from django.urls import include, path
+from rest_framework.routers import SimpleRouter
+
+from workflows.models import Workflow
+from workflows.views import WorkflowViewSet
+
+_STATIC_BODY = Path(settings.BENCH_STATIC_BODY).read_bytes()
+
+
+def _single_tenant_workflows() -> QuerySet:
+    # What an application without a tenancy layer writes: a plain queryset and its own filter.
+    return (
+        QuerySet(model=Workflow).filter(tenant_id=settings.BENCH_TENANT_ID).select_related("owner")
+    )
+
+
+class _UnscopedWorkflowViewSet(WorkflowViewSet):
+    """The production viewset, serializer, filters and pagination over a plain queryset."""
+
+    selector = staticmethod(_single_tenant_workflows)
+
+
+def static_workflows(request):
+    """The same 50 rows, serialized once at start-up: Django's ceiling on this machine."""
+    return HttpResponse(_STATIC_BODY, content_type="application/json")
+
+
+router = SimpleRouter()
+router.register("workflows", _UnscopedWorkflowViewSet, basename="workflow")
+
+urlpatterns = [
+    path("api/", include(router.urls)),
+    path("bench/static/", static_workflows),
+]
