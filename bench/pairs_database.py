@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from django.db import connections, models, transaction
 from psycopg import pq
 
-from bench import prototype_manager
 from bench.dataset import SERVED_RANK, Dataset
 from bench.measure import Check, Row, Target, calibrate, interleave, per_op_seconds
 from bench.profiling import profile_calls
@@ -68,16 +67,12 @@ def pk_read(*, dataset: Dataset, plan: Plan) -> list[Row]:
     tenant = _tenant("default", tenant_id)
     pks = itertools.cycle(_pks(alias="owner", tenant_id=tenant_id))
     plain = _plain_manager()
-    prebuilt = prototype_manager.attach(Workflow)
 
     def scoped_get():
         return Workflow.objects.get(pk=next(pks))
 
     def plain_get():
         return plain.get(pk=next(pks))
-
-    def prebuilt_get():
-        return prebuilt.get(pk=next(pks))
 
     with tenant_context(tenant), transaction.atomic():
         count = calibrate(scoped_get, seconds=plan.batch_seconds)
@@ -89,14 +84,9 @@ def pk_read(*, dataset: Dataset, plan: Plan) -> list[Row]:
             "plain": lambda: _in_tenant_transaction(
                 tenant, "default", lambda: per_op_seconds(plain_get, count=count)
             ),
-            "prebuilt": lambda: _in_tenant_transaction(
-                tenant, "default", lambda: per_op_seconds(prebuilt_get, count=count)
-            ),
         },
         rounds=plan.rounds,
     )
-    with tenant_context(tenant):
-        same_sql = str(Workflow.objects.filter(pk=1).query) == str(prebuilt.filter(pk=1).query)
     rows = [
         Row(
             pair="1",
@@ -108,18 +98,6 @@ def pk_read(*, dataset: Dataset, plan: Plan) -> list[Row]:
             base=samples["plain"],
             target=Target(high=1.15),
             extra={"calls_per_batch": count},
-        ),
-        Row(
-            pair="1b",
-            title="prototype, not in the core: tenant condition built once per model",
-            ours_label="prebuilt",
-            base_label="plain",
-            unit="us",
-            ours=samples["prebuilt"],
-            base=samples["plain"],
-            target=Target(high=1.15),
-            note="" if same_sql else "the prototype's SQL differs from the manager's",
-            extra={"same_sql_as_manager": same_sql},
         ),
     ]
     if rows[0].verdict == "MISS":
@@ -212,9 +190,8 @@ def per_request_context(*, dataset: Dataset, plan: Plan) -> list[Row]:
     Ours: what a request pays, through the tenancy backend as the runtime role (BEGIN, the
     tenant setting with the scoped query, COMMIT). Baseline: the same read with Django's stock
     backend and manager as the owner, in autocommit, without a tenant (one round trip).
-    Two more sides measure prototypes that are not in the core: BEGIN sent in the first
-    statement's message (bench.onetrip), and that plus the prebuilt tenant condition
-    (bench.prototype_manager).
+    Another side measures a prototype that is not in the core: BEGIN sent in the first
+    statement's message (bench.onetrip).
     """
     tenant_id, _ = dataset.tenant_at_rank(SERVED_RANK)
     pks = itertools.cycle(_pks(alias="owner", tenant_id=tenant_id))
@@ -243,7 +220,6 @@ def per_request_context(*, dataset: Dataset, plan: Plan) -> list[Row]:
         "ours": request_like("default", Workflow.objects.db_manager("default")),
         "plain": autocommit_read,
         "onetrip": request_like("onetrip", Workflow.objects.db_manager("onetrip")),
-        "both": request_like("onetrip", prototype_manager.attach(Workflow, using="onetrip")),
         "autocommit_tenant": autocommit_in_tenant,
     }
     count = calibrate(sides["ours"], seconds=plan.batch_seconds)
@@ -277,16 +253,6 @@ def per_request_context(*, dataset: Dataset, plan: Plan) -> list[Row]:
             base_label="autocommit",
             unit="us",
             ours=samples["onetrip"],
-            base=samples["plain"],
-            target=Target(high=1.25),
-        ),
-        Row(
-            pair="3c",
-            title="prototypes 1b + 3b together",
-            ours_label="both",
-            base_label="autocommit",
-            unit="us",
-            ours=samples["both"],
             base=samples["plain"],
             target=Target(high=1.25),
         ),

@@ -15,6 +15,8 @@ from django.core.exceptions import FullResultSet
 from django.db import models
 from django.db.models.expressions import Expression
 from django.db.models.fields.related import lazy_related_operation
+from django.db.models.lookups import Exact
+from django.db.models.sql.where import AND
 
 from tenants.context import current_scope, current_tenant
 from tenants.exceptions import CrossTenantWrite, TenantNotSet
@@ -113,6 +115,19 @@ class TenantQuerySet(models.QuerySet):
     update.alters_data = True
 
 
+_CONDITIONS: dict[tuple[type[models.Model], str], Exact] = {}
+
+
+def _tenant_condition(model: type[models.Model], alias: str) -> Exact:
+    """`<alias>.tenant_id = CurrentTenantId()`; immutable, so shared by every queryset."""
+    key = (model, alias)
+    condition = _CONDITIONS.get(key)
+    if condition is None:
+        column = model._meta.get_field("tenant").get_col(alias)
+        condition = _CONDITIONS[key] = Exact(column, CurrentTenantId())
+    return condition
+
+
 class TenantManager(models.Manager.from_queryset(TenantQuerySet)):
     """Default and base manager of every TenantModel: every queryset starts scoped."""
 
@@ -120,7 +135,15 @@ class TenantManager(models.Manager.from_queryset(TenantQuerySet)):
     use_for_related_fields = True
 
     def get_queryset(self) -> TenantQuerySet:
-        return super().get_queryset().filter(tenant_id=CurrentTenantId())
+        queryset = super().get_queryset()
+        query = queryset.query
+        # The same condition as .filter(tenant_id=CurrentTenantId()), built once per model
+        # and added to the fresh query directly: filter() would run Django's lookup machinery
+        # on every queryset (a sixth of a primary-key read). The value is still read from the
+        # context when the SQL is compiled.
+        alias = query.get_initial_alias()
+        query.where.add(_tenant_condition(self.model, alias), AND)
+        return queryset
 
     def raw(self, raw_query, params=(), translations=None, using=None):
         # Raw SQL is out of the ORM's reach: demand a tenant (RLS filters the rows).
