@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from django.db import transaction
 from django.http import Http404
 from rest_framework import viewsets
+from rest_framework.permissions import SAFE_METHODS
 
 _SEALED = ("get_queryset", "get_object", "initial")
 
@@ -28,6 +30,22 @@ class TenantViewSet(viewsets.GenericViewSet):
                 )
         if cls.selector is None and not cls.__name__.startswith("_"):
             raise TypeError(f"{cls.__name__} must set `selector`.")
+
+    @classmethod
+    def as_view(cls, actions=None, **initkwargs):
+        # Reads need no explicit transaction: each statement carries the tenant in its own
+        # implicit one (tenants.db.backend), which saves BEGIN and COMMIT round trips.
+        # Writes get a transaction in dispatch() below, as ATOMIC_REQUESTS would give them.
+        return transaction.non_atomic_requests(super().as_view(actions, **initkwargs))
+
+    def dispatch(self, request, *args, **kwargs):
+        if request.method in SAFE_METHODS and not transaction.get_connection().in_atomic_block:
+            return super().dispatch(request, *args, **kwargs)
+        # DRF's exception handler marks the innermost transaction for rollback on an error
+        # response: writes need their own, and so does a read inside a caller's transaction
+        # (a savepoint), so that a 404 never poisons the caller's work.
+        with transaction.atomic():
+            return super().dispatch(request, *args, **kwargs)
 
     def get_queryset(self):
         return type(self).selector()

@@ -52,7 +52,6 @@ def assert_unavailable(response, elapsed: float) -> None:
     [
         ("/readyz", "anonymous"),
         ("/api/workflows/", "member"),  # the principal lookup (session, membership) fails
-        ("/api/workflows/", "anonymous"),  # ATOMIC_REQUESTS' BEGIN fails, before DRF
         ("/api/me/", "member"),
     ],
 )
@@ -66,6 +65,14 @@ def test_the_database_down_is_a_503_with_retry_after(two_tenants, client, client
     # Back without a restart.
     response = http.get(path)
     assert response.status_code == (401 if who == "anonymous" and path != "/readyz" else 200)
+
+
+def test_an_anonymous_read_is_refused_without_the_database(two_tenants, client):
+    # Reads run without an explicit transaction (tenants.api), so nothing reaches the database
+    # before authentication refuses the caller: a 401, quickly, outage or not.
+    with database_unreachable():
+        response, elapsed = timed_get(client, "/api/workflows/")
+    assert response.status_code == 401 and elapsed < WITHIN_SECONDS
 
 
 def test_the_list_answers_again_after_the_outage(two_tenants, client_a):
