@@ -13,24 +13,33 @@ from accounts.tokens import VerifiedToken
 from tenants.context import tenant_context
 from tenants.models import Tenant
 
+# External id -> tenant id, learnt from earlier requests. Only a hint: the hot path reads the
+# tenant row again (status, external id) in the same query as the membership, and falls back
+# to the full lookup whenever the hint is stale, so a suspension or a removal counts at once.
+_TENANT_ID_HINTS: dict[str, int] = {}
+_MAX_HINTS = 10_000
+
+
+def reset() -> None:
+    """Forget the learnt tenant ids (tests; a new process starts empty anyway)."""
+    _TENANT_ID_HINTS.clear()
+
 
 def admit(*, token: VerifiedToken, policy: ProviderPolicy, via: str) -> Principal:
     """The principal of a verified token, provisioning a first-time user; 403 when refused."""
+    hint = _TENANT_ID_HINTS.get(token.tenant_external_id)
+    if hint is not None:
+        principal = _admit_member(token=token, policy=policy, via=via, tenant_id=hint)
+        if principal is not None:
+            return principal
     tenant = tenant_named_by(token=token, policy=policy)
-    # The hot path, one query: the caller's membership with its user, read inside the
-    # tenant (RLS admits only its rows). Nothing found means a first sign-in or a non-member.
-    with tenant_context(tenant):
-        membership = (
-            Membership.objects.select_related("user")
-            .filter(user__issuer=token.issuer, user__subject=token.subject)
-            .first()
-        )
-    if membership is not None:
-        if not membership.user.is_active:
-            raise PrincipalRejected(
-                status=403, code="user_inactive", detail="User is inactive.", tenant=tenant
-            )
-        return Principal(user=membership.user, tenant=tenant, membership=membership, via=via)
+    if len(_TENANT_ID_HINTS) >= _MAX_HINTS:
+        _TENANT_ID_HINTS.clear()
+    _TENANT_ID_HINTS[token.tenant_external_id] = tenant.pk
+    principal = _admit_member(token=token, policy=policy, via=via, tenant_id=tenant.pk)
+    if principal is not None:
+        return principal
+    # A first sign-in (provision the user) or a non-member (403 from enter_tenant).
     user = User.objects.filter(issuer=token.issuer, subject=token.subject).first()
     if user is None:
         user = user_provision(
@@ -41,6 +50,39 @@ def admit(*, token: VerifiedToken, policy: ProviderPolicy, via: str) -> Principa
             is_admin=policy.admin_role is not None and policy.admin_role in token.roles,
         )
     return enter_tenant(user=user, tenant=tenant, via=via)
+
+
+def _admit_member(
+    *, token: VerifiedToken, policy: ProviderPolicy, via: str, tenant_id: int
+) -> Principal | None:
+    """The hot path, one query: membership, user and tenant of the caller in `tenant_id`.
+
+    Read inside that tenant (RLS admits only its rows). None when there is no such membership
+    or the tenant no longer carries the token's external id; the caller then looks up fully.
+    """
+    with tenant_context(Tenant(pk=tenant_id)):
+        membership = (
+            Membership.objects.select_related("user", "tenant")
+            .filter(user__issuer=token.issuer, user__subject=token.subject)
+            .first()
+        )
+    if membership is None:
+        return None
+    tenant = membership.tenant
+    if tenant.external_id != token.tenant_external_id:
+        _TENANT_ID_HINTS.pop(token.tenant_external_id, None)
+        return None
+    if not policy.may_assert(tenant):
+        raise PrincipalRejected(status=403, code="tenant_unknown", detail="Unknown tenant.")
+    if not tenant.is_active:
+        raise PrincipalRejected(
+            status=403, code="tenant_inactive", detail="Tenant is not active.", tenant=tenant
+        )
+    if not membership.user.is_active:
+        raise PrincipalRejected(
+            status=403, code="user_inactive", detail="User is inactive.", tenant=tenant
+        )
+    return Principal(user=membership.user, tenant=tenant, membership=membership, via=via)
 
 
 def tenant_named_by(*, token: VerifiedToken, policy: ProviderPolicy) -> Tenant:

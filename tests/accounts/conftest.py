@@ -143,9 +143,10 @@ def auth0_idp() -> Iterator[TestIdp]:
 @pytest.fixture(autouse=True)
 def _fresh_identity_caches() -> Iterator[None]:
     """Each test starts with cold key caches and re-reads providers, like a new process."""
-    from accounts import bearer, oidc, providers
+    from accounts import admission, bearer, oidc, providers
 
     def clear() -> None:
+        admission.reset()
         bearer.reset()
         providers.registry.reset()
         oidc._discovered.clear()

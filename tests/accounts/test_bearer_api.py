@@ -442,6 +442,29 @@ def test_member_removed_by_an_admin_loses_access_for_every_method(keycloak_env, 
         assert list(Workflow.objects.values_list("name", flat=True)) == ["Kept"]
 
 
+def test_suspension_deactivation_and_a_new_external_id_count_at_the_next_request(
+    keycloak_env, alpha
+):
+    # The hot path learns alpha's id from the first request; every later change must still
+    # count at once (accounts.admission re-reads tenant, user and membership in one query).
+    keycloak_env.add_users(keycloak_env.user("kc-steady"))
+    token = keycloak_env.access_token("kc-steady")
+    assert call(token).status_code == 200
+
+    Tenant.objects.filter(pk=alpha.pk).update(status=Tenant.Status.SUSPENDED)
+    assert call(token).json()["code"] == "tenant_inactive"
+    Tenant.objects.filter(pk=alpha.pk).update(status=Tenant.Status.ACTIVE)
+    assert call(token).status_code == 200
+
+    User.objects.filter(subject="kc-steady").update(is_active=False)
+    assert call(token).json()["code"] == "user_inactive"
+    User.objects.filter(subject="kc-steady").update(is_active=True)
+
+    Tenant.objects.filter(pk=alpha.pk).update(external_id="alpha-renamed")
+    response = call(token)
+    assert response.status_code == 403 and response.json()["code"] == "tenant_unknown"
+
+
 # --- THREATS 25, 27: tenants addressed, mixed credentials, same e-mail -------------------------
 
 
