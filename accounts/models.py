@@ -4,13 +4,23 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.contrib.sessions.base_session import AbstractBaseSession
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
 from accounts.conf import InsecureIssuer, check_issuer_url
 from accounts.tokens import IssuerConfig
+from tenants.constraints import GlobalRowSecurity
 from tenants.models import Tenancy, Tenant, TenantModel
+
+# Under a tenant, SQL sees only the users who are members of that tenant (memberships are
+# tenant rows, so the subquery is itself limited to the tenant's memberships) or whose home
+# tenant it is (a purge of the tenant clears that key).
+_MEMBERS_OF_THE_TENANT = (
+    "home_tenant_id = {tenant} OR "
+    "EXISTS (SELECT 1 FROM accounts_membership m WHERE m.user_id = {table}.id)"
+)
 
 
 class User(AbstractUser):
@@ -39,7 +49,8 @@ class User(AbstractUser):
                 fields=["issuer", "subject"],
                 condition=~Q(issuer=""),
                 name="user_issuer_subject_uniq",
-            )
+            ),
+            GlobalRowSecurity(name="accounts_user_rls", under_tenant=_MEMBERS_OF_THE_TENANT),
         ]
 
     @property
@@ -120,6 +131,7 @@ class IdentityProvider(models.Model):
 
     class Meta:
         ordering = ["name"]
+        constraints = [GlobalRowSecurity(name="accounts_identityprovider_rls")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.issuer})"
@@ -173,8 +185,21 @@ class IdentityProviderTenant(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["provider", "tenant"], name="identity_provider_tenant_uniq"
-            )
+            ),
+            GlobalRowSecurity(name="accounts_idp_tenant_rls"),
         ]
 
     def __str__(self) -> str:
         return f"{self.provider.name} -> {self.tenant}"
+
+
+class Session(AbstractBaseSession):
+    """A browser session, keyed by the SHA-256 of its cookie value (accounts.sessions)."""
+
+    tenancy = Tenancy.GLOBAL
+
+    session_key = models.CharField("session key hash", max_length=64, primary_key=True)
+
+    class Meta(AbstractBaseSession.Meta):
+        db_table = "accounts_session"
+        constraints = [GlobalRowSecurity(name="accounts_session_rls")]

@@ -1,4 +1,4 @@
-"""Where the two database roles come from: the owner (migrations) and the runtime role (the app)."""
+"""Where the database roles come from: the runtime role for the app, the owner for migrations only."""
 
 from __future__ import annotations
 
@@ -11,38 +11,45 @@ from ameide.embedded_db import database_url
 RUNTIME_ROLE_DEFAULT = "ameide_app"
 BREAKGLASS_ROLE_DEFAULT = "ameide_breakglass"
 TENANT_DB_ENGINE = "tenants.db.backend"
+OWNER_DB_ENGINE = "django.db.backends.postgresql"
 
 
-def _parse(url: str) -> dict:
+def _parse(url: str, *, engine: str) -> dict:
     config = environ.Env.db_url_config(url)
-    config["ENGINE"] = TENANT_DB_ENGINE
+    config["ENGINE"] = engine
     return config
 
 
-def database_settings(env: environ.Env) -> dict[str, dict]:
-    """Build DATABASES with two aliases over one database.
-
-    - DATABASE_OWNER_URL set: DATABASE_URL is the runtime role and DATABASE_OWNER_URL the owner.
-    - Only DATABASE_URL set: it is the owner; the runtime role is the same server and database
-      with user AMEIDE_APP_ROLE (created by `manage.py tenants roles`).
-    - Neither set: the embedded PostgreSQL, database `ameide`, same rule as the line above.
-    """
+def _owner_url(env: environ.Env) -> tuple[str, bool]:
+    """(owner URL, whether DATABASE_URL names the runtime role) from the environment."""
     owner_url = env.str("DATABASE_OWNER_URL", default="")
     runtime_url = env.str("DATABASE_URL", default="")
-    if not runtime_url and not owner_url:
-        owner_url = database_url(name=os.environ.get("AMEIDE_DB_NAME", "ameide"))
-    elif runtime_url and not owner_url:
-        owner_url, runtime_url = runtime_url, ""
-
-    owner = _parse(owner_url)
+    if owner_url:
+        return owner_url, bool(runtime_url)
     if runtime_url:
-        runtime = _parse(runtime_url)
+        return runtime_url, False
+    return database_url(name=os.environ.get("AMEIDE_DB_NAME", "ameide")), False
+
+
+def database_settings(env: environ.Env) -> dict[str, dict]:
+    """DATABASES of every process: one alias, `default`, logged in as the runtime role.
+
+    - DATABASE_OWNER_URL set: DATABASE_URL is the runtime role's address.
+    - Only DATABASE_URL set (development): the runtime role is the same server and database
+      with user AMEIDE_APP_ROLE; `tenants check` reports that this process was handed the
+      owner's address.
+    - Neither set: the embedded PostgreSQL, database `ameide`, same rule as the line above.
+
+    The owner's credentials are never an alias here: `migrate`, `flush` and `tenants setup`
+    add one for their own run only (tenants.db.owner).
+    """
+    owner_url, runtime_given = _owner_url(env)
+    if runtime_given:
+        runtime = _parse(env.str("DATABASE_URL"), engine=TENANT_DB_ENGINE)
     else:
-        # Its own OPTIONS: a pool or timeout set on one alias must not reach the other.
-        runtime = {**owner, "OPTIONS": dict(owner.get("OPTIONS", {}))}
+        runtime = _parse(owner_url, engine=TENANT_DB_ENGINE)
         runtime["USER"] = env.str("AMEIDE_APP_ROLE", default=RUNTIME_ROLE_DEFAULT)
         runtime["PASSWORD"] = env.str("AMEIDE_APP_PASSWORD", default="")
-
     runtime.update(
         ATOMIC_REQUESTS=True,
         CONN_MAX_AGE=env.int("CONN_MAX_AGE", default=0),
@@ -50,10 +57,19 @@ def database_settings(env: environ.Env) -> dict[str, dict]:
         # Behind PgBouncer in transaction mode a cursor must not outlive its transaction.
         DISABLE_SERVER_SIDE_CURSORS=env.bool("DISABLE_SERVER_SIDE_CURSORS", default=False),
     )
-    runtime.setdefault("OPTIONS", {})
-    runtime["OPTIONS"].setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=3))
-    owner.setdefault("OPTIONS", {})
-    owner["OPTIONS"].setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=3))
-    # The owner alias reads the same test database as default (tests create it as the owner).
+    options = runtime.setdefault("OPTIONS", {})
+    options.setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=3))
+    # Parameters bound by the server: no tenant's values in query text (pg_stat_activity).
+    options["server_side_binding"] = True
+    return {"default": runtime}
+
+
+def owner_settings(env: environ.Env) -> dict:
+    """The owner's alias, for migrations and role set-up only (tenants.db.owner)."""
+    owner_url, _ = _owner_url(env)
+    owner = _parse(owner_url, engine=OWNER_DB_ENGINE)
+    owner.setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=3)
+    )
     owner["TEST"] = {"MIRROR": "default"}
-    return {"default": runtime, "owner": owner}
+    return owner

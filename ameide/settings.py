@@ -24,7 +24,6 @@ INSTALLED_APPS = [
     "tenants.admin_apps.TenantAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
-    "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
@@ -46,6 +45,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# Sessions keyed by a hash of the cookie, hidden from tenant work (accounts.sessions).
+SESSION_ENGINE = "accounts.sessions"
 
 ROOT_URLCONF = "ameide.urls"
 WSGI_APPLICATION = "ameide.wsgi.application"
@@ -75,8 +77,15 @@ TENANCY_RUNTIME_ROLE = DATABASES["default"]["USER"] or RUNTIME_ROLE_DEFAULT
 TENANCY_BREAKGLASS_ROLE = env.str("AMEIDE_BREAKGLASS_ROLE", default=BREAKGLASS_ROLE_DEFAULT)
 # Models of other apps that hold no tenant data; `manage.py check` asks every other model to
 # be a TenantModel or to declare itself global (tenants.checks).
-TENANCY_GLOBAL_APPS = ["admin", "auth", "contenttypes", "sessions"]
+TENANCY_GLOBAL_APPS = ["admin", "auth", "contenttypes"]
 TENANCY_STATEMENT_TIMEOUT_MS = env.int("TENANCY_STATEMENT_TIMEOUT_MS", default=15000)
+# The key that signs the scope each transaction carries (tenants.db.signing); default: derived
+# from SECRET_KEY. `migrate` and `tenants setup` copy it to where only the owner role reads it.
+TENANCY_SCOPE_KEY = env.str("AMEIDE_SCOPE_KEY", default="")
+TENANCY_SCOPE_TTL_SECONDS = env.int("TENANCY_SCOPE_TTL_SECONDS", default=300)
+# Bind signed scopes to the PostgreSQL backend's pid. Turn off behind a transaction-mode pooler
+# (PgBouncer), where consecutive transactions of one client run on different backends.
+TENANCY_SCOPE_BIND_BACKEND = env.bool("TENANCY_SCOPE_BIND_BACKEND", default=True)
 
 CACHES = {
     "default": {

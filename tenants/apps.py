@@ -11,6 +11,9 @@ class TenantsConfig(AppConfig):
         from django.db.models.signals import post_migrate
 
         from tenants import checks  # noqa: F401  (registers the system checks)
+        from tenants.context import install_breakglass_gate
+        from tenants.db import breakglass
         from tenants.db.roles import grant_runtime_privileges
 
         post_migrate.connect(grant_runtime_privileges, dispatch_uid="tenants.grants")
+        install_breakglass_gate(breakglass)

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import contextvars
+import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from django.db import connections
+
+from tenants.db.signing import SEPARATOR, signed_fields
+from tenants.db.wall import PRIVATE
 
 if TYPE_CHECKING:
     from tenants.models import AuditEvent, Tenant
@@ -49,19 +55,64 @@ def record_event(
     details: dict[str, Any] | None = None,
     using: str = "default",
 ) -> AuditEvent:
-    """Append one audit row in the current transaction (it commits or rolls back with it)."""
+    """Append one audit row in the current transaction (it commits or rolls back with it).
+
+    The row goes through `ameide_private.record_audit`, the audit log's only door: the fields
+    carry the application's signature, and PostgreSQL stamps the time, pid and transaction.
+    """
     from tenants.models import AuditEvent
 
     who = current_actor()
-    event = AuditEvent(
-        actor=actor or who.name,
-        acting_as=who.acting_as,
-        action=action,
+    row = AuditEvent(
+        actor=_text(actor or who.name, 255),
+        acting_as=_text(who.acting_as, 255),
+        action=_text(action, 64),
         tenant_id_value=tenant.pk if tenant is not None else None,
-        tenant_slug=tenant.slug if tenant is not None else "",
-        reason=reason,
-        request_id=who.request_id,
-        details=details or {},
+        tenant_slug=_text(tenant.slug if tenant is not None else "", 63),
+        reason=_text(reason, 10_000),
+        request_id=_text(who.request_id, 64),
     )
-    event.save(using=using)
-    return event
+    # JSON without NUL or lone surrogates, which PostgreSQL's jsonb refuses: a refusal must be
+    # recorded even when the request that was refused carried such characters.
+    encoded = json.dumps(_clean(details or {}), ensure_ascii=True, default=str)
+    fields = [
+        row.action,
+        row.actor,
+        row.acting_as,
+        row.tenant_id_value,
+        row.tenant_slug,
+        row.reason,
+        row.request_id,
+        encoded,
+    ]
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, at, txid FROM {PRIVATE}.record_audit(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [*fields, signed_fields("audit", *fields)],
+        )
+        row.pk, row.at, row.txid = cursor.fetchone()
+    row.details = json.loads(encoded)
+    row._state.adding = False
+    row._state.db = using
+    return row
+
+
+def _text(value: str, limit: int) -> str:
+    return clean_text(str(value))[:limit]
+
+
+def clean_text(value: str) -> str:
+    """A field PostgreSQL stores as sent: no NUL, no lone surrogate, no signature separator."""
+    value = value.replace("\x00", "\ufffd").replace(SEPARATOR, " ")
+    return value.encode("utf-8", "replace").decode("utf-8")
+
+
+def _clean(value: Any) -> Any:
+    """Replace NUL and lone surrogates, recursively, so the row can always be written."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {_clean(str(k)): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value

@@ -1,5 +1,5 @@
 """Database objects declared as Meta.constraints, so `makemigrations` emits them: composite
-foreign keys and row-level security policies.
+foreign keys and the row-level security policies of tenant and global tables.
 
 Both are created after the table (deferred SQL), because they reference unique keys that
 Django creates inline in CREATE TABLE, possibly of the same table.
@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db.models import BaseConstraint
 
-TENANT_SETTING = "app.tenant_id"
+from tenants.db import wall
 
 
 class _DeferredConstraint(BaseConstraint):
@@ -71,24 +71,11 @@ class CompositeForeignKey(_DeferredConstraint):
         return "tenants.constraints.CompositeForeignKey", args, kwargs
 
 
-def isolation_predicate(*, column: str = "tenant_id") -> str:
-    """The policy test: stays on the (tenant_id, ...) indexes (an InitPlan, evaluated once per
-    statement) and is false both for an unset (NULL) and an emptied ('') setting."""
-    return f"{column} = (SELECT NULLIF(current_setting('{TENANT_SETTING}', true), '')::bigint)"
+class RowSecurity(_DeferredConstraint):
+    """ENABLE + FORCE row level security, one policy for every role and one for break-glass."""
 
-
-def breakglass_predicate() -> str:
-    """Rows are visible to the break-glass role only in a transaction that wrote an
-    `unscoped` audit event (tenants.context.unscoped writes it first)."""
-    return (
-        "(SELECT EXISTS (SELECT 1 FROM tenants_auditevent a "
-        "WHERE a.txid = txid_current() AND a.action = 'unscoped'))"
-    )
-
-
-class RowLevelSecurity(_DeferredConstraint):
-    """ENABLE + FORCE row level security with an isolation policy (USING and WITH CHECK) for
-    every role and a break-glass policy for the break-glass role."""
+    def using_predicate(self, model, schema_editor) -> str:
+        raise NotImplementedError
 
     def _statements(self, model, schema_editor):
         quote = schema_editor.quote_name
@@ -96,22 +83,27 @@ class RowLevelSecurity(_DeferredConstraint):
         isolation = quote(f"{self.name}_isolation")
         breakglass = quote(f"{self.name}_breakglass")
         role = quote(settings.TENANCY_BREAKGLASS_ROLE)
-        check = isolation_predicate()
-        glass = breakglass_predicate()
+        check = self.using_predicate(model, schema_editor)
+        glass = wall.breakglass_predicate()
         return [
+            # The functions the policies call; idempotent, so the first policy of a fresh
+            # database creates them whichever app migrates first.
+            *wall.ensure_functions_sql(_schema(schema_editor)),
             f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
             f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY",
+            f"DROP POLICY IF EXISTS {isolation} ON {table}",
+            f"DROP POLICY IF EXISTS {breakglass} ON {table}",
             f"CREATE POLICY {isolation} ON {table} USING ({check}) WITH CHECK ({check})",
             f"CREATE POLICY {breakglass} ON {table} TO {role} USING ({glass}) WITH CHECK ({glass})",
         ]
 
     def create_sql(self, model, schema_editor):
-        return "; ".join(self._statements(model, schema_editor))
+        return wall.as_one_statement(self._statements(model, schema_editor))
 
     def remove_sql(self, model, schema_editor):
         quote = schema_editor.quote_name
         table = quote(model._meta.db_table)
-        return "; ".join(
+        return wall.as_one_statement(
             [
                 f"DROP POLICY IF EXISTS {quote(self.name + '_isolation')} ON {table}",
                 f"DROP POLICY IF EXISTS {quote(self.name + '_breakglass')} ON {table}",
@@ -120,6 +112,42 @@ class RowLevelSecurity(_DeferredConstraint):
             ]
         )
 
+
+def _schema(schema_editor) -> str:
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute("SELECT current_schema()")
+        return schema_editor.quote_name(cursor.fetchone()[0])
+
+
+class RowLevelSecurity(RowSecurity):
+    """The policies of a tenant table: rows of the signed tenant only (USING and WITH CHECK)."""
+
+    def using_predicate(self, model, schema_editor) -> str:
+        return wall.tenant_predicate()
+
     def deconstruct(self):
         path, args, kwargs = super().deconstruct()
         return "tenants.constraints.RowLevelSecurity", args, kwargs
+
+
+class GlobalRowSecurity(RowSecurity):
+    """The policies of a global table: all rows in the signed global scope (code that runs with
+    no tenant: sign-in, the platform console), and under a tenant only what `under_tenant`
+    admits. `under_tenant` is SQL in which `{tenant}` stands for the signed tenant's id and
+    `{table}` for this table; "false" hides every row from tenant work."""
+
+    def __init__(self, *, name, under_tenant: str = "false", **kwargs):
+        self.under_tenant = under_tenant
+        super().__init__(name=name, **kwargs)
+
+    def using_predicate(self, model, schema_editor) -> str:
+        under = self.under_tenant.format(
+            tenant=wall.current_tenant_sql(),
+            table=schema_editor.quote_name(model._meta.db_table),
+        )
+        return wall.global_predicate(under)
+
+    def deconstruct(self):
+        path, args, kwargs = super().deconstruct()
+        kwargs["under_tenant"] = self.under_tenant
+        return "tenants.constraints.GlobalRowSecurity", args, kwargs

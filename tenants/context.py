@@ -3,7 +3,7 @@
 Public API:
     with tenant_context(tenant): ...        # nestable; resets in `finally`
     current_tenant()                         # raises TenantNotSet when none is set
-    with unscoped(reason="..."): ...         # audited cross-tenant work, its own transaction
+    with unscoped(reason="..."): ...         # audited cross-tenant work (break-glass)
 """
 
 from __future__ import annotations
@@ -12,8 +12,11 @@ import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
+from django.db import transaction
+
+from tenants.db.signing import DatabaseScope
 from tenants.exceptions import BypassReasonRequired, TenantNotSet
 
 if TYPE_CHECKING:
@@ -26,6 +29,7 @@ class Scope:
 
     tenant: Tenant | None = None
     bypass_reason: str | None = None
+    grant: int | None = None  # the committed break-glass grant that admits every tenant's rows
 
     @property
     def is_bypass(self) -> bool:
@@ -77,39 +81,52 @@ def no_tenant() -> Iterator[None]:
         _scope.reset(token)
 
 
+class BreakGlassGate(Protocol):
+    """Opens and closes break-glass grants in the database (tenants.db.breakglass)."""
+
+    def open(self, *, reason: str, actor: str, tenant: Tenant | None, using: str) -> int: ...
+
+    def close(self, grant: int, *, using: str) -> None: ...
+
+
+_gate: BreakGlassGate | None = None
+
+
+def install_breakglass_gate(gate: BreakGlassGate) -> None:
+    """Called once at start-up (tenants.apps); without a gate, unscoped() refuses to run."""
+    global _gate
+    _gate = gate
+
+
 @contextmanager
 def unscoped(*, reason: str, actor: str = "", using: str = "default") -> Iterator[None]:
-    """Cross-tenant work: one transaction, an audit row first, then every tenant's rows.
+    """Cross-tenant work: a committed audit row and grant first, then every tenant's rows.
 
-    The audit row and the work commit or roll back together. In PostgreSQL the block runs as
-    the break-glass role, whose policy admits rows only in a transaction that wrote an audit
-    row (tenants.constraints.RowLevelSecurity), so a bypass without a trace is impossible.
+    The grant (and its audit row) commit in their own short transaction before the block reads
+    anything, so rolling the work back cannot erase the trace. PostgreSQL admits other tenants'
+    rows only to the break-glass role in a transaction that names an open grant, and the grant
+    is closed when the block ends.
     """
     if not isinstance(reason, str) or not reason.strip():
         raise BypassReasonRequired("unscoped() needs a non-empty reason=...")
-    from django.db import transaction
-
-    from tenants.audit import record_event
-
+    if _gate is None:
+        raise BypassReasonRequired("break-glass is not available before the tenants app is ready")
     outer = _scope.get()
-    with transaction.atomic(using=using):
-        record_event(
-            action="unscoped",
-            reason=reason.strip(),
-            actor=actor,
-            tenant=outer.tenant,
-            using=using,
-        )
-        token = _scope.set(Scope(bypass_reason=reason.strip()))
-        try:
+    grant = _gate.open(reason=reason.strip(), actor=actor, tenant=outer.tenant, using=using)
+    token = _scope.set(Scope(bypass_reason=reason.strip(), grant=grant))
+    try:
+        with transaction.atomic(using=using):
             yield
-        finally:
-            _scope.reset(token)
+    finally:
+        _scope.reset(token)
+        _gate.close(grant, using=using)
 
 
-def database_setting() -> tuple[str, bool]:
-    """What the transaction must carry into PostgreSQL: (app.tenant_id, break-glass role on)."""
+def database_scope() -> DatabaseScope:
+    """What the transaction must carry into PostgreSQL (tenants.db.backend)."""
     scope = _scope.get()
     if scope.tenant is not None:
-        return str(scope.tenant.pk), False
-    return "", scope.is_bypass
+        return DatabaseScope("t", int(scope.tenant.pk))
+    if scope.grant is not None:
+        return DatabaseScope("b", scope.grant)
+    return DatabaseScope("g", 0)

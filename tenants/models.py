@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import models
 from django.db.models.functions import Now
 
+from tenants.constraints import GlobalRowSecurity
 from tenants.scoping import TenantManager, install_tenant_keys
 
 
@@ -38,6 +39,10 @@ class Tenant(models.Model):
 
     class Meta:
         ordering = ["slug"]
+        constraints = [
+            # Under a tenant, SQL sees that tenant's own row and no other.
+            GlobalRowSecurity(name="tenants_tenant_rls", under_tenant="id = {tenant}"),
+        ]
 
     def __str__(self) -> str:
         return self.slug
@@ -89,8 +94,9 @@ models.signals.class_prepared.connect(install_tenant_keys, dispatch_uid="tenants
 class AuditEvent(models.Model):
     """Append-only record of cross-tenant and lifecycle acts; the runtime role cannot change it.
 
-    `txid` is the writing transaction's id, filled by PostgreSQL: the break-glass RLS policy
-    admits rows only in a transaction that has written an `unscoped` event.
+    Rows are written only through `ameide_private.record_audit` and `open_breakglass`
+    (tenants.audit, tenants.db.breakglass), which check the application's signature and stamp
+    `at`, `txid` and `pid` themselves. Under a tenant, SQL reads that tenant's rows only.
     """
 
     tenancy = Tenancy.GLOBAL
@@ -108,9 +114,17 @@ class AuditEvent(models.Model):
         db_default=models.Func(function="txid_current", output_field=models.BigIntegerField()),
         editable=False,
     )
+    pid = models.IntegerField(
+        db_default=models.Func(function="pg_backend_pid", output_field=models.IntegerField()),
+        editable=False,
+        help_text="The PostgreSQL backend that wrote the row.",
+    )
 
     class Meta:
         ordering = ["-at", "-id"]
+        constraints = [
+            GlobalRowSecurity(name="tenants_auditevent_rls", under_tenant="tenant_id = {tenant}"),
+        ]
         indexes = [
             models.Index(fields=["txid"], name="audit_txid_idx"),
             models.Index(fields=["tenant_id_value", "-at"], name="audit_tenant_at_idx"),
@@ -121,6 +135,7 @@ class AuditEvent(models.Model):
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.action} {self.tenant_slug or '-'}"
 
     def save(self, *args, **kwargs) -> None:
-        if self.pk is not None:
-            raise PermissionError("Audit events are append-only.")
-        super().save(*args, **kwargs)
+        raise PermissionError("Audit events are written by tenants.audit.record_event only.")
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("Audit events are append-only.")

@@ -40,6 +40,14 @@ def _as_owner(alias: str = "default"):
         runtime.update(saved)
 
 
+def pytest_configure(config):
+    """The test process builds and inspects databases as the owner: it gets the owner alias
+    that runtime processes never have (tenants.db.owner)."""
+    from tenants.db.owner import register_owner_alias
+
+    register_owner_alias()
+
+
 @pytest.fixture(scope="session")
 def django_db_setup(request, django_test_environment, django_db_blocker):
     from django.test.utils import setup_databases, teardown_databases

@@ -1,14 +1,22 @@
-"""Live audit of the connected database: RLS, policies, composite keys, indexes and roles."""
+"""Live audit of the connected database: RLS, policies, composite keys, indexes, roles and the
+wall's private schema (tenants.db.wall)."""
 
 from __future__ import annotations
 
+import os
+
+import psycopg
 from django.apps import apps
 from django.conf import settings
-from django.db import connections
+from django.db import connections, transaction
 
-from tenants.constraints import TENANT_SETTING, RowLevelSecurity
+from tenants.constraints import GlobalRowSecurity, RowLevelSecurity
+from tenants.db import wall
+from tenants.db.signing import DatabaseScope, scope_value
 from tenants.models import TenantModel
 from tenants.scoping import tenant_foreign_keys
+
+SIGNED_TEST = "ameide_private.scope_id('t'"
 
 
 def tenant_models() -> list[type[TenantModel]]:
@@ -53,7 +61,7 @@ def _role_findings(cursor, runtime: str) -> list[str]:
     )
     for role, database, config in cursor.fetchall():
         for entry in config or []:
-            if entry.split("=", 1)[0].lower() in (TENANT_SETTING, "role"):
+            if entry.split("=", 1)[0].lower() in (wall.SCOPE_SETTING, "role"):
                 findings.append(f"{role} in {database} has a default {entry}")
     return findings
 
@@ -86,6 +94,89 @@ def _schema_findings(cursor, tables: list[str]) -> list[str]:
     return findings
 
 
+def _global_table_findings(cursor) -> list[str]:
+    """Global tables declared with GlobalRowSecurity: RLS on, forced, and their two policies."""
+    findings = []
+    for model in apps.get_models():
+        for constraint in model._meta.constraints:
+            if not isinstance(constraint, GlobalRowSecurity):
+                continue
+            table = model._meta.db_table
+            cursor.execute(
+                "SELECT relrowsecurity, relforcerowsecurity FROM pg_class "
+                "WHERE oid = to_regclass(%s)",
+                [table],
+            )
+            flags = cursor.fetchone()
+            if flags is None:
+                findings.append(f"{table}: table is missing (run migrate)")
+                continue
+            if not all(flags):
+                findings.append(f"{table}: row level security is not ENABLEd and FORCEd")
+            cursor.execute(
+                "SELECT policyname, permissive FROM pg_policies "
+                "WHERE tablename = %s AND schemaname = current_schema()",
+                [table],
+            )
+            names = {name for name, permissive in cursor.fetchall() if permissive == "PERMISSIVE"}
+            expected = {f"{constraint.name}_isolation", f"{constraint.name}_breakglass"}
+            for missing in sorted(expected - names):
+                findings.append(f"{table}: policy {missing} is missing")
+            for extra in sorted(names - expected):
+                findings.append(f"{table}: unexpected policy {extra}")
+    return findings
+
+
+def _wall_findings(cursor, runtime: str) -> list[str]:
+    """The private schema: its key unreadable, its signer uncallable, and the key the same as
+    the one this process signs with."""
+    findings = []
+    cursor.execute("SELECT to_regclass(%s)", [f"{wall.PRIVATE}.scope_key"])
+    if cursor.fetchone()[0] is None:
+        return [f"schema {wall.PRIVATE} is missing (run migrate)"]
+    cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [runtime])
+    if cursor.fetchone() is not None:
+        cursor.execute(
+            "SELECT has_table_privilege(%s, %s, 'SELECT'), "
+            "has_function_privilege(%s, %s, 'EXECUTE'), "
+            "has_table_privilege(%s, %s, 'INSERT'), has_table_privilege(%s, %s, 'UPDATE'), "
+            "has_table_privilege(%s, %s, 'DELETE')",
+            [
+                runtime, f"{wall.PRIVATE}.scope_key",
+                runtime, f"{wall.PRIVATE}.mac_of(text)",
+                runtime, wall.AUDIT_TABLE, runtime, wall.AUDIT_TABLE, runtime, wall.AUDIT_TABLE,
+            ],
+        )  # fmt: skip
+        read_key, sign, insert, update, delete = cursor.fetchone()
+        if read_key:
+            findings.append(f"runtime role {runtime} can read the signing key")
+        if sign:
+            findings.append(f"runtime role {runtime} can call {wall.PRIVATE}.mac_of (a signer)")
+        for allowed, verb in ((insert, "INSERT"), (update, "UPDATE"), (delete, "DELETE")):
+            if allowed:
+                findings.append(f"runtime role {runtime} may {verb} audit rows directly")
+    cursor.execute(
+        "SELECT p.proname FROM pg_proc p WHERE p.pronamespace = %s::regnamespace "
+        "AND NOT (p.prosecdef AND coalesce(p.proconfig, '{}') @> ARRAY['search_path=pg_catalog, pg_temp'])",
+        [wall.PRIVATE],
+    )
+    for (name,) in cursor.fetchall():
+        findings.append(f"{wall.PRIVATE}.{name} is not SECURITY DEFINER with a pinned search_path")
+    # The database must accept what this process signs, or every tenant reads nothing.
+    value, _ = scope_value(DatabaseScope("g", 0), backend_pid=0, ttl_seconds=60)
+    with transaction.atomic(using=cursor.db.alias):
+        cursor.execute(
+            f"SELECT set_config(%s, %s, true), {wall.PRIVATE}.scope_id('g')",
+            [wall.SCOPE_SETTING, value],
+        )
+        if cursor.fetchone()[1] is None:
+            findings.append(
+                "the database's signing key differs from this process's (run `migrate` with "
+                "the same SECRET_KEY / AMEIDE_SCOPE_KEY as the app)"
+            )
+    return findings
+
+
 def audit_database(*, using: str = "owner") -> list[str]:
     """Return one line per finding; an empty list means the database is as it must be."""
     findings: list[str] = []
@@ -111,6 +202,8 @@ def audit_database(*, using: str = "owner") -> list[str]:
                 findings.append(f"runtime role {runtime} owns {relname}")
             findings.extend(_role_findings(cursor, runtime))
         findings.extend(_schema_findings(cursor, [m._meta.db_table for m in tenant_models()]))
+        findings.extend(_wall_findings(cursor, runtime))
+        findings.extend(_global_table_findings(cursor))
 
         for model in tenant_models():
             table = model._meta.db_table
@@ -150,8 +243,8 @@ def audit_database(*, using: str = "owner") -> list[str]:
                     findings.append(f"{table}: policy {name} has no WITH CHECK")
                 if expected.get(name) != list(roles or []):
                     findings.append(f"{table}: unexpected policy {name} (to {', '.join(roles)})")
-                if name.endswith("_isolation") and "app.tenant_id" not in (qual or ""):
-                    findings.append(f"{table}: policy {name} does not test app.tenant_id")
+                if name.endswith("_isolation") and SIGNED_TEST not in (qual or ""):
+                    findings.append(f"{table}: policy {name} does not test the signed tenant")
                 if name.endswith("_isolation") and " IS NULL" in (qual or "").upper():
                     findings.append(f"{table}: policy {name} has an IS NULL escape")
             if row is not None:
@@ -177,3 +270,68 @@ def audit_database(*, using: str = "owner") -> list[str]:
             if "tenant_id" not in leading:
                 findings.append(f"{table}: no index leading with tenant_id")
     return findings
+
+
+def audit_process() -> tuple[list[str], list[str]]:
+    """What this process can reach: (failures, warnings).
+
+    Failures: a configured alias logged in as a role that is superuser, bypasses RLS, may create
+    roles or owns tables. Warnings: the owner's address in this process's environment, and a
+    server that lets this process log in as such a role without a password (trust auth, as on a
+    development machine): either way, code in this process could leave the wall.
+    """
+    failures: list[str] = []
+    warnings: list[str] = []
+    for alias in connections:
+        with connections[alias].cursor() as cursor:
+            cursor.execute(
+                "SELECT current_user, rolsuper, rolbypassrls, rolcreaterole, EXISTS (SELECT 1 "
+                "FROM pg_class c WHERE c.relowner = r.oid "
+                "AND c.relnamespace = current_schema()::regnamespace) "
+                "FROM pg_roles r WHERE r.rolname = current_user"
+            )
+            user, superuser, bypass, createrole, owns = cursor.fetchone()
+        for flag, what in (
+            (superuser, "SUPERUSER"),
+            (bypass, "BYPASSRLS"),
+            (createrole, "CREATEROLE"),
+            (owns, "owns tables"),
+        ):
+            if flag:
+                failures.append(f"this process's alias {alias!r} logs in as {user}, which {what}")
+    if os.environ.get("DATABASE_OWNER_URL"):
+        warnings.append("DATABASE_OWNER_URL is set in this process's environment")
+    elif os.environ.get("DATABASE_URL"):
+        warnings.append(
+            "DATABASE_URL is the owner's address (set DATABASE_OWNER_URL for migrations only "
+            "and DATABASE_URL to the runtime role's)"
+        )
+    warnings.extend(_passwordless_logins())
+    return failures, warnings
+
+
+def _passwordless_logins() -> list[str]:
+    """Privileged roles the server admits from here with no password."""
+    config = connections["default"].settings_dict
+    options = config.get("OPTIONS", {})
+    host = options.get("host") or config.get("HOST") or None
+    port = options.get("port") or config.get("PORT") or None
+    with connections["default"].cursor() as cursor:
+        cursor.execute(
+            "SELECT DISTINCT r.rolname FROM pg_roles r WHERE r.rolcanlogin AND (r.rolsuper "
+            "OR r.rolbypassrls OR EXISTS (SELECT 1 FROM pg_class c WHERE c.relowner = r.oid "
+            "AND c.relnamespace = current_schema()::regnamespace)) ORDER BY 1 LIMIT 5"
+        )
+        roles = [name for (name,) in cursor.fetchall()]
+    found = []
+    for role in roles:
+        try:
+            probe = psycopg.connect(
+                dbname=config["NAME"], host=host, port=port, user=role, password="",
+                connect_timeout=2,
+            )  # fmt: skip
+        except psycopg.Error:
+            continue
+        probe.close()
+        found.append(f"the server admits {role} from this process without a password")
+    return found

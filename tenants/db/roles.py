@@ -1,17 +1,23 @@
 """The database roles: the owner migrates, the runtime role owns nothing, break-glass is audited.
 
 `ensure_roles` creates the runtime and break-glass roles (idempotent, needs CREATEROLE);
-`grant_runtime_privileges` runs after every `migrate` and grants the runtime role exactly
-what it needs: read and write on the tables, never TRUNCATE, and only INSERT and SELECT on
-the audit log.
+`grant_runtime_privileges` runs after every `migrate` as the owner: it installs the wall
+(tenants.db.wall: the private schema, its functions and the signing key), brings every row
+security policy to what the code declares, and grants the runtime role exactly what it needs:
+read and write on the tables, never TRUNCATE, only SELECT on the audit log (rows are appended
+through the wall's signed functions) and nothing on the migration history.
 """
 
 from __future__ import annotations
 
+from django.apps import apps
 from django.conf import settings
 from django.db import connections
 
-AUDIT_TABLE = "tenants_auditevent"
+from tenants.constraints import RowSecurity
+from tenants.db import wall
+
+AUDIT_TABLE = wall.AUDIT_TABLE
 
 
 def _role_exists(cursor, role: str) -> bool:
@@ -61,11 +67,24 @@ def ensure_roles(*, using: str = "owner") -> list[str]:
     return done
 
 
+def apply_row_security(*, using: str) -> None:
+    """Create or refresh every declared policy (and the wall's functions) as the code says."""
+    connection = connections[using]
+    for model in apps.get_models():
+        for constraint in model._meta.constraints:
+            if isinstance(constraint, RowSecurity):
+                with connection.schema_editor() as editor:
+                    editor.execute(constraint.create_sql(model, editor))
+
+
 def grant_runtime_privileges(sender=None, using: str = "default", **kwargs) -> None:
-    """After migrate: grant the runtime roles what they need on every table in the schema."""
+    """After migrate: install the wall and grant the runtime roles what they need."""
     if sender is not None and getattr(sender, "name", None) != "tenants":
         return  # post_migrate fires once per app; one pass after the last migration is enough
     connection = connections[using]
+    apply_row_security(using=using)
+    with connection.cursor() as cursor:
+        wall.install(cursor, quote=connection.ops.quote_name)
     runtime = connection.ops.quote_name(settings.TENANCY_RUNTIME_ROLE)
     breakglass = connection.ops.quote_name(settings.TENANCY_BREAKGLASS_ROLE)
     with connection.cursor() as cursor:
@@ -82,5 +101,6 @@ def grant_runtime_privileges(sender=None, using: str = "default", **kwargs) -> N
                 f"REVOKE TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA {schema} FROM {role}"
             )
             cursor.execute(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {role}")
-            cursor.execute(f"REVOKE UPDATE, DELETE ON {AUDIT_TABLE} FROM {role}")
+            cursor.execute(f"REVOKE INSERT, UPDATE, DELETE ON {AUDIT_TABLE} FROM {role}")
+            cursor.execute(f"REVOKE INSERT, UPDATE, DELETE ON django_migrations FROM {role}")
         cursor.execute(f"REVOKE CREATE ON SCHEMA {schema} FROM PUBLIC")

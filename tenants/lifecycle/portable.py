@@ -18,6 +18,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import models
 
+from tenants.context import no_tenant
 from tenants.lifecycle.errors import ArchiveInvalid, LifecycleError
 from tenants.lifecycle.tables import canonical_line, encode_value
 from tenants.models import Tenant
@@ -47,6 +48,12 @@ class ExportRefs:
         missing = set(ids) - known.keys()
         if not missing:
             return
+        # Global rows are read in the global scope: under the tenant, PostgreSQL shows only
+        # its current members, and a row may point at a user who has left.
+        with no_tenant():
+            self._gather_global(model=model, missing=missing, known=known)
+
+    def _gather_global(self, *, model, missing, known) -> None:
         if model is get_user_model():
             for user in model._default_manager.filter(pk__in=missing):
                 known[user.pk] = user_ref(user)
@@ -92,7 +99,8 @@ class ImportRefs:
         key = canonical_line(ref)
         resolved = self._resolved.setdefault(model, {})
         if key not in resolved:
-            pk = self._find(model=model, ref=ref)
+            with no_tenant():  # global rows are found (and created) in the global scope
+                pk = self._find(model=model, ref=ref)
             if pk in resolved.values():
                 raise LifecycleError(
                     f"Two references of the archive name the same {model._meta.label} here "
@@ -145,9 +153,8 @@ class ImportRefs:
                 )
         if user is None:
             return self._create_user(profile)
-        if profile["home"] and user.home_tenant_id is None:
-            # The purge that preceded this import cleared the user's home tenant; restore it.
-            users.filter(pk=user.pk).update(home_tenant=self.tenant)
+        # An existing account is used as it is: an archive never changes a global row (its
+        # home tenant, rights or profile), whatever the archive says.
         return user.pk
 
     def _create_user(self, profile: dict) -> int:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 
 from tenants.audit import record_event
-from tenants.context import tenant_context
+from tenants.context import no_tenant, tenant_context
 from tenants.lifecycle.errors import LifecycleError
 from tenants.lifecycle.progress import Progress, no_progress
 from tenants.lifecycle.tables import tenant_tables
-from tenants.models import Tenant
+from tenants.models import Tenant, TenantModel
 
 
 @dataclass(frozen=True)
@@ -54,10 +54,15 @@ def tenant_purge(*, tenant: Tenant, progress: Progress = no_progress) -> PurgeSu
                     f"DELETE FROM {quote(table.db_table)} WHERE {tenant_column} = %s", [locked.pk]
                 )
                 counts[table.label] = cursor.rowcount
-            # The ORM delete follows global keys to the tenant (cascade or SET NULL); it runs in
-            # the tenant so that its checks of the (now empty) tenant tables are scoped.
-            _, deleted = Tenant.objects.filter(pk=locked.pk).delete()
-        cascaded = {label: n for label, n in deleted.items() if label != Tenant._meta.label}
+        # Global rows that point at the tenant (users' home tenant, provider bindings) and the
+        # tenant row itself are global work: done in the global scope, where PostgreSQL shows
+        # them, following each key's on_delete rule.
+        with no_tenant():
+            cascaded = _release_global_rows(locked)
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"DELETE FROM {quote(Tenant._meta.db_table)} WHERE id = %s", [locked.pk]
+                )
         gone = Tenant(pk=locked.pk, slug=locked.slug)  # record_event reads only pk and slug
         event = record_event(
             action="tenant.purge",
@@ -77,3 +82,30 @@ def tenant_purge(*, tenant: Tenant, progress: Progress = no_progress) -> PurgeSu
         cascaded=cascaded,
         audit_event_id=event.pk,
     )
+
+
+def _release_global_rows(tenant: Tenant) -> dict[str, int]:
+    """Apply on_delete of every global key to `tenant`; tenant tables were emptied before."""
+    released: dict[str, int] = {}
+    relations = [
+        f
+        for f in Tenant._meta.get_fields(include_hidden=True)  # related_name="+" keys too
+        if f.auto_created and not f.concrete and (f.one_to_many or f.one_to_one)
+    ]
+    for relation in relations:
+        model = relation.related_model
+        if issubclass(model, TenantModel) or not relation.field.concrete:
+            continue
+        rows = model._base_manager.filter(**{relation.field.name: tenant})
+        rule = relation.on_delete
+        if rule is models.SET_NULL:
+            count = rows.update(**{relation.field.name: None})
+        elif rule is models.CASCADE:
+            count = rows.delete()[0]
+        elif rows.exists():
+            raise LifecycleError(f"{model._meta.label} rows still refer to {tenant.slug!r}.")
+        else:
+            count = 0
+        if count:
+            released[model._meta.label] = count
+    return released

@@ -53,7 +53,7 @@ def server_address() -> tuple[str, int]:
 def connection_kwargs(*, as_owner: bool) -> dict:
     """libpq parameters of the test database for the owner or the runtime role."""
     host, port = server_address()
-    config = settings.DATABASES["owner" if as_owner else "default"]
+    config = connections.settings["owner" if as_owner else "default"]
     kwargs = {"dbname": database_name(), "host": host, "port": port, "user": config["USER"]}
     if config.get("PASSWORD"):
         kwargs["password"] = config["PASSWORD"]

@@ -1,130 +1,155 @@
-"""PostgreSQL backend that carries the current tenant into every transaction.
+"""PostgreSQL backend that hands the current scope to PostgreSQL with every transaction.
 
-Before a statement runs, its transaction must hold `app.tenant_id` equal to the context's
-tenant (tenants.context). It is set with `set_config(..., true)`, which PostgreSQL drops at
-COMMIT or ROLLBACK, so nothing survives into the next request on a persistent connection, a
-pool or PgBouncer in transaction mode.
+Before a statement runs, its transaction must carry `app.scope`: a value the application signed
+(tenants.db.signing) naming the context's tenant, the global scope (no tenant) or a break-glass
+grant, bound to this backend's pid and expiring soon. The RLS policies (tenants.db.wall) accept
+nothing else, so SQL that sets the value itself, or replays one it saw, reads no rows.
 
-It costs no extra round trip: the `set_config` travels in front of the statement, in the same
-simple-protocol message (psycopg's client-side binding, Django's default), and the cursor is
-moved on to the statement's own result. In autocommit mode PostgreSQL runs such a message as
-one implicit transaction, so the setting covers exactly that statement (on_commit callbacks,
-streaming responses, commands). Inside a transaction it is sent with the first statement and
-again only when the context changes. Named (server-side) cursors and executemany() cannot
-carry a prefix; they get a separate statement (and, in autocommit, a transaction of their own).
-
-With no tenant in context, statements that read or write rows carry '' the same way: a
-session-level value (misbehaving SQL calling `set_config('app.tenant_id', x, false)`, or another
-client of the same PgBouncer server connection) is then never what RLS reads, and a
-session-level `SET ROLE` is reset too. Other statements (DDL, SET, SHOW; some, such as CREATE
-DATABASE or VACUUM, must run alone) run as they are.
+- Every statement carries it, whatever its first characters: the value is set with
+  `set_config(..., true)` (dropped at COMMIT or ROLLBACK, never left on a pooled connection) in the
+  same pipeline as the statement, so it costs no extra round trip; in autocommit PostgreSQL runs
+  the two as one implicit transaction. Inside a transaction it is sent with the first statement
+  and again only when the scope changes or the value nears its expiry.
+- Parameters are bound on the server and every statement uses the extended protocol: tenants'
+  values and the signed scope never appear in query text (`pg_stat_activity`, logs), and a string
+  holding several statements is refused instead of running its later parts outside the scope.
+- Only Django's own transaction-control statements (BEGIN, COMMIT, SAVEPOINT, ...) and the few
+  that cannot run in a transaction block (CREATE DATABASE, VACUUM, ...) run bare: they touch no
+  rows.
 """
 
 from __future__ import annotations
 
 import re
+import time
 
 from django.conf import settings
 from django.db import transaction
 from django.db.backends.postgresql import base as postgresql
-from psycopg import ClientCursor
+from psycopg import Cursor
 
-from tenants.context import database_setting
+from tenants.context import database_scope
+from tenants.db.signing import DatabaseScope, scope_value
+from tenants.db.wall import SCOPE_SETTING
 
-_TRANSACTION_CONTROL = frozenset({"SAVE", "ROLL", "RELE", "BEGI", "COMM"})
-_NOTHING = ("", False)
-# Statements that read or write rows (and may run inside a transaction block).
-_ROW_STATEMENT = re.compile(
-    r"\s*\(*\s*(?:SELECT|INSERT|UPDATE|DELETE|WITH|EXPLAIN|VALUES|TABLE|MERGE|CALL|DO)\b",
+# Exactly Django's transaction-control statements; anything else carries the scope.
+_TRANSACTION_CONTROL = re.compile(
+    r'(?:BEGIN|COMMIT|ROLLBACK|(?:SAVEPOINT|RELEASE SAVEPOINT|ROLLBACK TO SAVEPOINT) "?\w+"?)',
     re.IGNORECASE,
 )
+# Statements PostgreSQL refuses inside a transaction block; they read no rows, need privileges
+# the runtime role lacks, and (one statement per message) cannot carry a second statement.
+_MUST_RUN_ALONE = re.compile(
+    r"(?:CREATE|DROP)\s+DATABASE\b|VACUUM\b|(?:CREATE|DROP)\s+(?:UNIQUE\s+)?INDEX\s+"
+    r"CONCURRENTLY\b|REINDEX\b",
+    re.IGNORECASE,
+)
+_PREFIX = f"SELECT set_config('{SCOPE_SETTING}', %s, true), set_config('role', %s, true)"
+_PREFIX_WITH_TIMEOUT = _PREFIX + ", set_config('statement_timeout', %s, true)"
 
 
-def _touches_rows(sql) -> bool:
-    return not isinstance(sql, str) or _ROW_STATEMENT.match(sql) is not None
+class WallCursor(postgresql.CursorMixin, Cursor):
+    """Server-side binding and the extended protocol for every statement, parameters or not."""
 
-
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+    def _execute_send(self, query, *, force_extended=False, binary=None):
+        # One statement per message: "COMMIT; SELECT ..." is refused by PostgreSQL instead of
+        # running its second half in a transaction that no longer carries the scope.
+        return super()._execute_send(query, force_extended=True, binary=binary)
 
 
 class DatabaseWrapper(postgresql.DatabaseWrapper):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        # (tenant id, break-glass) carried by the open transaction; None = nothing set yet.
-        self._tenant_in_transaction: tuple[str, bool] | None = None
-        self.execute_wrappers.insert(0, self._carry_tenant)
+        # The scope the open transaction carries and until when its value is good.
+        self._carried: DatabaseScope | None = None
+        self._carried_until = 0.0
+        self._signed: dict[tuple[DatabaseScope, int], tuple[str, float]] = {}
+        self.execute_wrappers.insert(0, self._carry_scope)
+
+    def get_connection_params(self):
+        params = super().get_connection_params()
+        params["cursor_factory"] = WallCursor
+        return params
 
     # The setting ends with the transaction: forget it at the same moments PostgreSQL does.
     def _commit(self):
-        self._tenant_in_transaction = None
+        self._carried = None
         return super()._commit()
 
     def _rollback(self):
-        self._tenant_in_transaction = None
+        self._carried = None
         return super()._rollback()
 
     def _savepoint_rollback(self, sid):
         # A set_config made after the savepoint is undone with it; set it again next time.
-        self._tenant_in_transaction = None
+        self._carried = None
         return super()._savepoint_rollback(sid)
 
     def _close(self):
-        self._tenant_in_transaction = None
+        self._carried = None
+        self._signed.clear()
         return super()._close()
 
-    def tenant_prefix(self, wanted: tuple[str, bool]) -> str:
-        """The SELECT that puts `wanted` into the current transaction (literals only)."""
-        tenant_id, breakglass = wanted
-        if tenant_id and not tenant_id.isdigit():
-            raise ValueError("tenant ids are integers")  # never let other text into SQL
-        parts = [f"set_config('app.tenant_id', {_literal(tenant_id)}, true)"]
-        previous = self._tenant_in_transaction
-        if breakglass or previous is None or previous[1]:
-            role = settings.TENANCY_BREAKGLASS_ROLE if breakglass else "none"
-            parts.append(f"set_config('role', {_literal(role)}, true)")
-        if tenant_id and settings.TENANCY_STATEMENT_TIMEOUT_MS:
+    def backend_pid(self) -> int:
+        """The pid the scope binds to: 0 behind a transaction-mode pooler (another backend
+        may run the next transaction), else this connection's server process."""
+        if not settings.TENANCY_SCOPE_BIND_BACKEND:
+            return 0
+        return self.connection.info.backend_pid
+
+    def scope_prefix(self, scope: DatabaseScope) -> tuple[str, list[str]]:
+        """The statement that puts `scope` into the current transaction, with its parameters."""
+        pid = self.backend_pid()
+        ttl = settings.TENANCY_SCOPE_TTL_SECONDS
+        now = time.time()
+        cached = self._signed.get((scope, pid))
+        if cached is None or cached[1] - now < ttl / 2:
+            if len(self._signed) > 256:
+                self._signed.clear()
+            cached = self._signed[(scope, pid)] = scope_value(
+                scope, backend_pid=pid, ttl_seconds=ttl, now=now
+            )
+        value, expires = cached
+        self._carried_until = expires - ttl / 2
+        role = settings.TENANCY_BREAKGLASS_ROLE if scope.kind == "b" else "none"
+        if scope.kind == "t" and settings.TENANCY_STATEMENT_TIMEOUT_MS:
             # A per-statement ceiling for tenant work: one tenant's runaway query cannot hold
             # a connection (and its locks) that other tenants' requests wait for.
-            timeout = int(settings.TENANCY_STATEMENT_TIMEOUT_MS)
-            parts.append(f"set_config('statement_timeout', '{timeout}', true)")
-        return "SELECT " + ", ".join(parts)
+            timeout = str(int(settings.TENANCY_STATEMENT_TIMEOUT_MS))
+            return _PREFIX_WITH_TIMEOUT, [value, role, timeout]
+        return _PREFIX, [value, role]
 
-    def _carry_tenant(self, execute, sql, params, many, context):
-        if sql[:4].upper() in _TRANSACTION_CONTROL:
-            # SAVEPOINT / ROLLBACK TO / RELEASE touch no rows and must run even when the
-            # transaction is aborted, where any other statement would fail.
-            return execute(sql, params, many, context)
-        wanted = database_setting()
-        autocommit = self.get_autocommit()
-        if autocommit and wanted == _NOTHING and not _touches_rows(sql):
-            return execute(sql, params, many, context)
-        if not autocommit and self._tenant_in_transaction == wanted:
-            return execute(sql, params, many, context)
-        raw_cursor = context["cursor"].cursor
-        # Only psycopg's client-side cursor sends several statements in one message.
-        if (
-            many
-            or not isinstance(sql, str)
-            or getattr(raw_cursor, "name", None)
-            or not isinstance(raw_cursor, ClientCursor)
+    def _carry_scope(self, execute, sql, params, many, context):
+        if isinstance(sql, str) and (
+            _TRANSACTION_CONTROL.fullmatch(sql.strip()) or _MUST_RUN_ALONE.match(sql)
         ):
-            return self._carry_separately(execute, sql, params, many, context, wanted)
-        result = execute(f"{self.tenant_prefix(wanted)}; {sql}", params, many, context)
-        raw_cursor.nextset()  # on to the statement's own result
+            # No rows touched, and must run even when the transaction is aborted (or outside
+            # any transaction block).
+            return execute(sql, params, many, context)
+        scope = database_scope()
+        autocommit = self.get_autocommit()
+        if not autocommit and self._carried == scope and time.time() < self._carried_until:
+            return execute(sql, params, many, context)
+        prefix, prefix_params = self.scope_prefix(scope)
+        if many or getattr(context["cursor"].cursor, "name", None):
+            # executemany() and named cursors cannot share a pipeline with the prefix.
+            return self._carry_separately(execute, sql, params, many, context, prefix, prefix_params)
+        with self.wrap_database_errors, self.connection.pipeline():
+            self.connection.execute(prefix, prefix_params)
+            result = execute(sql, params, many, context)
         if not autocommit:
-            self._tenant_in_transaction = wanted
+            self._carried = scope
         return result
 
-    def _carry_separately(self, execute, sql, params, many, context, wanted):
+    def _carry_separately(self, execute, sql, params, many, context, prefix, prefix_params):
         if self.get_autocommit():
             with transaction.atomic(using=self.alias):
-                self._set_now(wanted)
+                self._set_now(prefix, prefix_params)
                 return execute(sql, params, many, context)
-        self._set_now(wanted)
+        self._set_now(prefix, prefix_params)
         return execute(sql, params, many, context)
 
-    def _set_now(self, wanted: tuple[str, bool]) -> None:
-        with self.connection.cursor() as cursor:
-            cursor.execute(self.tenant_prefix(wanted))
-        self._tenant_in_transaction = wanted
+    def _set_now(self, prefix: str, prefix_params: list[str]) -> None:
+        with self.wrap_database_errors:
+            self.connection.execute(prefix, prefix_params)
+        self._carried = database_scope()

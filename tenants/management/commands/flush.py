@@ -1,15 +1,17 @@
 """`flush` empties tables as the owner: the runtime role has no TRUNCATE, by design."""
 
 from django.core.management.commands.flush import Command as DjangoFlush
-from django.db import connections
+
+from tenants.db.owner import OWNER_ALIAS, owner_alias
 
 
 class Command(DjangoFlush):
     def add_arguments(self, parser) -> None:
         super().add_arguments(parser)
-        parser.set_defaults(database="owner")
+        parser.set_defaults(database=OWNER_ALIAS)
 
-    def handle(self, **options):
-        if options["database"] == "default" and "owner" in connections:
-            options["database"] = "owner"  # the test runner flushes `default` by name
-        return super().handle(**options)
+    def execute(self, *args, **options):
+        if options.get("database") == "default":
+            options["database"] = OWNER_ALIAS  # the test runner flushes `default` by name
+        with owner_alias():
+            return super().execute(*args, **options)

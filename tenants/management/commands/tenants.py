@@ -6,9 +6,13 @@ import json
 import sys
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connections
 
 from tenants import selectors, services
 from tenants.audit import acting
+from tenants.db.catalog import audit_database, audit_process
+from tenants.db.owner import OWNER_ALIAS, owner_alias
+from tenants.db.roles import ensure_database, ensure_roles
 from tenants.management.lifecycle_cli import LifecycleSubcommands, os_user
 from tenants.models import Tenant
 
@@ -48,8 +52,13 @@ class Command(LifecycleSubcommands, BaseCommand):
         sub.add_parser(
             "setup", help="Create the database (if missing) and the runtime and break-glass roles."
         )
-        sub.add_parser(
-            "check", help="Audit the connected database's RLS, keys and roles; non-zero if unsafe."
+        check = sub.add_parser(
+            "check",
+            help="Audit the database's RLS, keys, roles and wall, and what this process can "
+            "reach; non-zero if unsafe.",
+        )
+        check.add_argument(
+            "--strict", action="store_true", help="Warnings (e.g. trust auth) fail too."
         )
         token = sub.add_parser(
             "token", help="Print a short-lived API token of the development issuer (DEBUG only)."
@@ -100,18 +109,22 @@ class Command(LifecycleSubcommands, BaseCommand):
         self._set_status(slug=slug, reason=reason, status=Tenant.Status.ACTIVE)
 
     def do_setup(self, **_):
-        from tenants.db.roles import ensure_database, ensure_roles
-
-        for line in [*ensure_database(), *ensure_roles()] or ["database and roles in place"]:
+        with owner_alias() as using:
+            done = [*ensure_database(using=using), *ensure_roles(using=using)]
+        for line in done or ["database and roles in place"]:
             self.stdout.write(line)
 
-    def do_check(self, **_):
-        from tenants.db.catalog import audit_database
-
-        findings = audit_database()
-        for finding in findings:
+    def do_check(self, *, strict=False, **_):
+        # The catalog is read on the owner alias where this process has one (tests), else as
+        # the runtime role; what the process can reach is checked either way.
+        using = OWNER_ALIAS if OWNER_ALIAS in connections else "default"
+        findings = audit_database(using=using)
+        failures, warnings = audit_process()
+        for finding in [*findings, *failures]:
             self.stderr.write(f"FAIL {finding}")
-        if findings:
+        for warning in warnings:
+            self.stderr.write(f"WARN {warning}")
+        if findings or failures or (strict and warnings):
             sys.exit(1)
         self.stdout.write("tenancy check: database is clean")
 

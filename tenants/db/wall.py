@@ -1,0 +1,227 @@
+"""The database wall's SQL: the private schema, the verifying functions and the policy predicates.
+
+Everything PostgreSQL checks lives here, in one place:
+
+- `ameide_private.scope_key` holds HMAC's padded key halves; only the owner reads it.
+- `ameide_private.scope_id(kind)` returns the id of the transaction's scope when `app.scope`
+  carries a value the application signed (tenants.db.signing) for this backend and not expired,
+  and NULL otherwise: a `set_config` from raw SQL, a value copied from another connection or one
+  left over after its expiry is never accepted.
+- `ameide_private.record_audit(...)` and `open_breakglass(...)` are the only ways to write the
+  audit log; both demand the application's signature, and the database itself fills in the time,
+  the backend pid and the transaction id.
+- A break-glass grant is a committed row; the break-glass role's policy admits rows only while the
+  transaction carries a signed scope naming an open grant.
+
+`install()` creates or refreshes all of it (idempotent; run by `migrate` and `tenants setup` as the
+owner). Policies of tenant and global tables are built from the predicates below.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from tenants.db.signing import key_pads, scope_key
+
+PRIVATE = "ameide_private"
+SCOPE_SETTING = "app.scope"
+AUDIT_TABLE = "tenants_auditevent"
+GRANT_TTL_SECONDS = 3600  # a break-glass block longer than this is cut off
+
+# The functions the runtime and break-glass roles may call; mac_of() is not among them, or the
+# runtime role could ask PostgreSQL to sign for it.
+CALLABLE = (
+    "scope_id(text)",
+    "breakglass_open()",
+    "record_audit(text, text, text, bigint, text, text, text, text, text)",
+    "open_breakglass(text, text, bigint, text, text, bigint, text, text)",
+    "close_breakglass(bigint, text)",
+)
+
+
+def tenant_predicate(column: str = "tenant_id") -> str:
+    """Rows of the signed tenant: an InitPlan (once per statement) that stays on the index."""
+    return f"{column} = (SELECT {PRIVATE}.scope_id('t'))"
+
+
+def global_predicate(under_tenant: str) -> str:
+    """Global rows: what a tenant may see of them, or all of them in the signed global scope."""
+    return f"(({under_tenant}) OR (SELECT {PRIVATE}.scope_id('g')) IS NOT NULL)"
+
+
+def breakglass_predicate() -> str:
+    return f"(SELECT {PRIVATE}.breakglass_open())"
+
+
+def current_tenant_sql() -> str:
+    """For `under_tenant` templates: the signed tenant of the statement."""
+    return f"(SELECT {PRIVATE}.scope_id('t'))"
+
+
+def _functions_sql(schema: str) -> list[str]:
+    audit = f"{schema}.{AUDIT_TABLE}"
+    return [
+        f"CREATE SCHEMA IF NOT EXISTS {PRIVATE}",
+        f"REVOKE ALL ON SCHEMA {PRIVATE} FROM PUBLIC",
+        f"""CREATE TABLE IF NOT EXISTS {PRIVATE}.scope_key (
+            id int PRIMARY KEY CHECK (id = 1),
+            inner_pad bytea NOT NULL,
+            outer_pad bytea NOT NULL)""",
+        f"""CREATE TABLE IF NOT EXISTS {PRIVATE}.breakglass_grant (
+            id bigserial PRIMARY KEY,
+            nonce text NOT NULL UNIQUE,
+            pid int NOT NULL,
+            audit_id bigint NOT NULL,
+            opened_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+            expires_at timestamptz NOT NULL,
+            closed_at timestamptz)""",
+        f"REVOKE ALL ON ALL TABLES IN SCHEMA {PRIVATE} FROM PUBLIC",
+        # HMAC-SHA256 from the stored pads: sha256(outer || sha256(inner || message)).
+        f"""CREATE OR REPLACE FUNCTION {PRIVATE}.mac_of(message text) RETURNS text
+            LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+            DECLARE k record;
+            BEGIN
+              SELECT inner_pad, outer_pad INTO k FROM {PRIVATE}.scope_key WHERE id = 1;
+              IF NOT FOUND THEN RETURN NULL; END IF;
+              RETURN encode(sha256(k.outer_pad || sha256(k.inner_pad
+                     || convert_to(message, 'UTF8'))), 'hex');
+            END $$""",
+        # Compared through a second hash, so the comparison's timing tells nothing.
+        f"""CREATE OR REPLACE FUNCTION {PRIVATE}.mac_ok(message text, mac text) RETURNS boolean
+            LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+            DECLARE expected text := {PRIVATE}.mac_of(message);
+            BEGIN
+              RETURN expected IS NOT NULL AND mac IS NOT NULL
+                AND sha256(convert_to(expected, 'UTF8')) = sha256(convert_to(mac, 'UTF8'));
+            END $$""",
+        f"""CREATE OR REPLACE FUNCTION {PRIVATE}.scope_id(kind text) RETURNS bigint
+            LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+            DECLARE
+              raw text := current_setting('{SCOPE_SETTING}', true);
+              p text[];
+            BEGIN
+              IF raw IS NULL OR length(raw) > 200 THEN RETURN NULL; END IF;
+              p := string_to_array(raw, ':');
+              IF cardinality(p) IS DISTINCT FROM 5 OR p[1] IS DISTINCT FROM kind
+                 OR p[2] !~ '^[0-9]{{1,18}}$' OR p[3] !~ '^[0-9]{{1,10}}$'
+                 OR p[4] !~ '^[0-9]{{1,12}}$' THEN
+                RETURN NULL;
+              END IF;
+              IF p[3] <> '0' AND p[3]::bigint <> pg_backend_pid() THEN RETURN NULL; END IF;
+              IF p[4]::bigint < extract(epoch FROM statement_timestamp()) THEN RETURN NULL; END IF;
+              IF NOT {PRIVATE}.mac_ok(p[1] || ':' || p[2] || ':' || p[3] || ':' || p[4], p[5]) THEN
+                RETURN NULL;
+              END IF;
+              RETURN p[2]::bigint;
+            END $$""",
+        f"""CREATE OR REPLACE FUNCTION {PRIVATE}.breakglass_open() RETURNS boolean
+            LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+            DECLARE grant_id bigint := {PRIVATE}.scope_id('b');
+            BEGIN
+              RETURN grant_id IS NOT NULL AND EXISTS (
+                SELECT 1 FROM {PRIVATE}.breakglass_grant g WHERE g.id = grant_id
+                AND g.closed_at IS NULL AND g.expires_at > statement_timestamp());
+            END $$""",
+        # The audit log's only door. The database fills in time, pid and transaction; the
+        # caller's fields must carry the application's signature.
+        f"""CREATE OR REPLACE FUNCTION {PRIVATE}.record_audit(
+              p_action text, p_actor text, p_acting_as text, p_tenant bigint, p_slug text,
+              p_reason text, p_request text, p_details text, p_mac text)
+            RETURNS TABLE (id bigint, at timestamptz, txid bigint)
+            LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+            #variable_conflict use_column
+            BEGIN
+              IF NOT {PRIVATE}.mac_ok(concat_ws(E'\\x1f', 'audit', p_action, p_actor, p_acting_as,
+                   coalesce(p_tenant::text, ''), p_slug, p_reason, p_request, p_details), p_mac) THEN
+                RAISE EXCEPTION 'audit row not signed by the application' USING ERRCODE = '42501';
+              END IF;
+              IF p_action = 'unscoped' THEN
+                RAISE EXCEPTION 'break-glass is opened only by open_breakglass()'
+                  USING ERRCODE = '42501';
+              END IF;
+              RETURN QUERY INSERT INTO {audit} AS a
+                (at, actor, acting_as, action, tenant_id, tenant_slug, reason, request_id,
+                 details, txid, pid)
+                VALUES (clock_timestamp(), p_actor, p_acting_as, p_action, p_tenant, p_slug,
+                        p_reason, p_request, p_details::jsonb, txid_current(), pg_backend_pid())
+                RETURNING a.id, a.at, a.txid;
+            END $$""",
+        f"""CREATE OR REPLACE FUNCTION {PRIVATE}.open_breakglass(
+              p_actor text, p_reason text, p_tenant bigint, p_request text, p_acting_as text,
+              p_expires bigint, p_nonce text, p_mac text)
+            RETURNS bigint
+            LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+            DECLARE audit_id bigint; grant_id bigint;
+            BEGIN
+              IF NOT {PRIVATE}.mac_ok(concat_ws(E'\\x1f', 'breakglass', p_actor, p_reason,
+                   coalesce(p_tenant::text, ''), p_request, p_acting_as, p_expires::text, p_nonce),
+                   p_mac) THEN
+                RAISE EXCEPTION 'break-glass request not signed by the application'
+                  USING ERRCODE = '42501';
+              END IF;
+              IF p_expires < extract(epoch FROM clock_timestamp())
+                 OR p_expires > extract(epoch FROM clock_timestamp()) + {GRANT_TTL_SECONDS} THEN
+                RAISE EXCEPTION 'break-glass request expired' USING ERRCODE = '42501';
+              END IF;
+              IF coalesce(btrim(p_reason), '') = '' THEN
+                RAISE EXCEPTION 'break-glass needs a reason' USING ERRCODE = '22023';
+              END IF;
+              INSERT INTO {audit} AS a
+                (at, actor, acting_as, action, tenant_id, tenant_slug, reason, request_id,
+                 details, txid, pid)
+                VALUES (clock_timestamp(), p_actor, p_acting_as, 'unscoped', p_tenant, '',
+                        p_reason, p_request, '{{}}'::jsonb, txid_current(), pg_backend_pid())
+                RETURNING a.id INTO audit_id;
+              -- The nonce is unique: a signed request opens one grant, once.
+              INSERT INTO {PRIVATE}.breakglass_grant (nonce, pid, audit_id, expires_at)
+                VALUES (p_nonce, pg_backend_pid(), audit_id, to_timestamp(p_expires))
+                RETURNING id INTO grant_id;
+              RETURN grant_id;
+            END $$""",
+        f"""CREATE OR REPLACE FUNCTION {PRIVATE}.close_breakglass(p_grant bigint, p_mac text)
+            RETURNS void
+            LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+            BEGIN
+              IF NOT {PRIVATE}.mac_ok(concat_ws(E'\\x1f', 'close', p_grant::text), p_mac) THEN
+                RAISE EXCEPTION 'not signed by the application' USING ERRCODE = '42501';
+              END IF;
+              UPDATE {PRIVATE}.breakglass_grant SET closed_at = clock_timestamp()
+                WHERE id = p_grant AND closed_at IS NULL;
+            END $$""",
+        f"REVOKE ALL ON ALL FUNCTIONS IN SCHEMA {PRIVATE} FROM PUBLIC",
+    ]
+
+
+def ensure_functions_sql(schema: str) -> list[str]:
+    """The private schema's statements (idempotent); they run before the first policy."""
+    return _functions_sql(schema)
+
+
+def as_one_statement(statements: list[str]) -> str:
+    """Several statements as one (a DO block): migrations may run on a connection that sends
+    one statement per message (tenants.db.backend)."""
+    body = "".join(f"EXECUTE $wall_sql${s}$wall_sql$;\n" for s in statements)
+    return f"DO $wall_do$ BEGIN\n{body}END $wall_do$"
+
+
+def install(cursor, *, quote) -> None:
+    """As the owner: the private schema, its functions, the key and the roles' access to them."""
+    cursor.execute("SELECT current_schema()")
+    schema = quote(cursor.fetchone()[0])
+    for statement in _functions_sql(schema):
+        cursor.execute(statement)
+    inner, outer = key_pads(scope_key())
+    cursor.execute(
+        f"INSERT INTO {PRIVATE}.scope_key (id, inner_pad, outer_pad) VALUES (1, %s, %s) "
+        "ON CONFLICT (id) DO UPDATE SET inner_pad = EXCLUDED.inner_pad, "
+        "outer_pad = EXCLUDED.outer_pad "
+        f"WHERE {PRIVATE}.scope_key.inner_pad IS DISTINCT FROM EXCLUDED.inner_pad",
+        [inner, outer],
+    )
+    for role in (settings.TENANCY_RUNTIME_ROLE, settings.TENANCY_BREAKGLASS_ROLE):
+        cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role])
+        if cursor.fetchone() is None:
+            continue
+        cursor.execute(f"GRANT USAGE ON SCHEMA {PRIVATE} TO {quote(role)}")
+        for function in CALLABLE:
+            cursor.execute(f"GRANT EXECUTE ON FUNCTION {PRIVATE}.{function} TO {quote(role)}")
