@@ -10,6 +10,7 @@ from django.db import models
 from django.db.models import Q
 
 from accounts.conf import InsecureIssuer, check_issuer_url
+from accounts.secrets import EncryptedTextField
 from accounts.tokens import IssuerConfig
 from tenants.constraints import GlobalRowSecurity
 from tenants.models import Tenancy, Tenant, TenantModel
@@ -124,7 +125,9 @@ class IdentityProvider(models.Model):
         help_text="Optional, kept for browser sign-in through this provider; browser sign-in "
         "currently uses the environment's provider (OIDC_ISSUER) only. API tokens need none.",
     )
-    client_secret = models.CharField(max_length=255, blank=True)
+    client_secret = EncryptedTextField(
+        blank=True, help_text="Stored encrypted (accounts.secrets); never shown in clear."
+    )
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -82,6 +82,8 @@ TENANCY_STATEMENT_TIMEOUT_MS = env.int("TENANCY_STATEMENT_TIMEOUT_MS", default=1
 # The key that signs the scope each transaction carries (tenants.db.signing); default: derived
 # from SECRET_KEY. `migrate` and `tenants setup` copy it to where only the owner role reads it.
 TENANCY_SCOPE_KEY = env.str("AMEIDE_SCOPE_KEY", default="")
+# Encrypts identity providers' client secrets at rest (accounts.secrets); default: from SECRET_KEY.
+AMEIDE_SECRETS_KEY = env.str("AMEIDE_SECRETS_KEY", default="")
 TENANCY_SCOPE_TTL_SECONDS = env.int("TENANCY_SCOPE_TTL_SECONDS", default=300)
 # Bind signed scopes to the PostgreSQL backend's pid. Turn off behind a transaction-mode pooler
 # (PgBouncer), where consecutive transactions of one client run on different backends.

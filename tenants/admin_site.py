@@ -11,10 +11,12 @@ Who sees what:
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from functools import update_wrapper
 from urllib.parse import urlencode
 
 from django import forms
+from django.apps import apps
 from django.contrib import admin, messages
 from django.contrib.admin import RelatedOnlyFieldListFilter
 from django.contrib.admin.utils import NotRelationField, get_fields_from_path
@@ -30,7 +32,7 @@ from django.views.decorators.http import require_POST
 
 from tenants.acting import REASON_MAX_LENGTH, ActingRefused, act_as_start, act_as_stop
 from tenants.audit import record_event
-from tenants.context import current_tenant_or_none
+from tenants.context import current_tenant_or_none, no_tenant
 from tenants.exceptions import TenantNotSet
 from tenants.models import Tenant, TenantModel
 
@@ -142,6 +144,15 @@ class TenantScopedPermissions:
         return self.may_manage(request)
 
 
+class GlobalModelChoiceField(forms.ModelChoiceField):
+    """A platform admin's choice of a global row (e.g. any user, to add as a member while
+    acting as a tenant): looked up in the global scope, where the database shows every row."""
+
+    def to_python(self, value):
+        with no_tenant():
+            return super().to_python(value)
+
+
 class TenantRelatedChoices:
     """Choices of foreign keys to users are the current tenant's members.
 
@@ -164,6 +175,12 @@ class TenantRelatedChoices:
         return queryset
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if (
+            is_platform_admin(request)
+            and not is_tenant_model(db_field.related_model)
+            and db_field.name not in self.member_user_fields(request)
+        ):
+            kwargs.setdefault("form_class", GlobalModelChoiceField)
         formfield = super().formfield_for_foreignkey(db_field, request, **kwargs)
         if formfield is not None and hasattr(formfield, "queryset"):
             formfield.queryset = self.scope_related_queryset(request, db_field, formfield.queryset)
@@ -226,6 +243,15 @@ def _points_to_global_model(model, field_path: str) -> bool:
         return False
     related = getattr(field, "related_model", None)
     return bool(field.is_relation and related is not None and not is_tenant_model(related))
+
+
+def _autocomplete_target(request) -> type[Model] | None:
+    """The model an autocomplete request lists (None when the request names nothing valid)."""
+    try:
+        source = apps.get_model(request.GET["app_label"], request.GET["model_name"])
+        return source._meta.get_field(request.GET["field_name"]).related_model
+    except (KeyError, LookupError, FieldDoesNotExist):
+        return None
 
 
 class TenantAutocompleteJsonView(AutocompleteJsonView):
@@ -297,14 +323,21 @@ class TenantAdminSite(admin.AdminSite):
         site = self
 
         def guarded(request, *args, **kwargs):
-            model = getattr(getattr(view, "__self__", None), "model", None)
+            owner = getattr(view, "__self__", None)
+            model = getattr(owner, "model", None)
             if is_tenant_model(model) and current_tenant_or_none() is None:
                 return site.tenant_required_view(request, model=model)
+            # Platform pages (global models, acting as a tenant) are global work: a platform
+            # admin does it in the global scope even while acting as a tenant, where the
+            # database shows that tenant's rows only.
+            platform = isinstance(owner, PlatformModelAdmin) or getattr(view, "global_work", False)
+            scope = no_tenant() if platform and is_platform_admin(request) else nullcontext()
             try:
-                response = view(request, *args, **kwargs)
-                # Render here: template rendering runs queries too, and must be guarded.
-                if getattr(response, "is_rendered", True) is False:
-                    response.render()
+                with scope:
+                    response = view(request, *args, **kwargs)
+                    # Render here: template rendering runs queries too, and must be guarded.
+                    if getattr(response, "is_rendered", True) is False:
+                        response.render()
             except TenantNotSet:
                 return site.tenant_required_view(request, model=model)
             return response
@@ -380,13 +413,21 @@ class TenantAdminSite(admin.AdminSite):
             messages.info(request, f"You stopped acting as {ended.tenant.name}.")
         return HttpResponseRedirect(reverse("admin:index", current_app=self.name))
 
+    # Choosing among all tenants is global work, whichever tenant the admin acts as now.
+    act_as_view.global_work = True
+    act_as_stop_view.global_work = True
+
     def logout(self, request, extra_context=None):
         if request.method == "POST" and is_platform_admin(request):
             act_as_stop(request=request, why="signed out")
         return super().logout(request, extra_context)
 
     def autocomplete_view(self, request):
-        return TenantAutocompleteJsonView.as_view(admin_site=self)(request)
+        view = TenantAutocompleteJsonView.as_view(admin_site=self)
+        if is_platform_admin(request) and not is_tenant_model(_autocomplete_target(request)):
+            with no_tenant():  # a platform admin picks among every global row
+                return view(request)
+        return view(request)
 
 
 def model_admins_of_tenant_models(site: admin.AdminSite) -> dict[type[Model], admin.ModelAdmin]:

@@ -6,6 +6,7 @@ from django.db import models
 from django.db.models.functions import Now
 
 from tenants.constraints import GlobalRowSecurity
+from tenants.context import no_tenant
 from tenants.scoping import TenantManager, install_tenant_keys
 
 
@@ -79,6 +80,21 @@ class TenantModel(models.Model):
 
         claim_row_for_current_tenant(self)
         super().save(*args, **kwargs)
+
+    def clean_fields(self, exclude=None):
+        # A key to a global row (a user) is checked for existence in the global scope: under
+        # the tenant the database shows only some global rows, and who may pick which row is
+        # the form field's business (members for tenant admins, anyone for platform admins).
+        exclude = set(exclude or ())
+        global_keys = {
+            f.name
+            for f in self._meta.concrete_fields
+            if f.many_to_one and f.name != "tenant" and not issubclass(f.related_model, TenantModel)
+        }
+        super().clean_fields(exclude=exclude | global_keys)
+        others = {f.name for f in self._meta.concrete_fields} - global_keys
+        with no_tenant():
+            super().clean_fields(exclude=exclude | others)
 
     @classmethod
     def from_db(cls, db, field_names, values):

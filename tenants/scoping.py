@@ -9,6 +9,7 @@ request that evaluates it, and raises TenantNotSet when there is none.
 from __future__ import annotations
 
 import hashlib
+from functools import partial
 from typing import Any
 
 from django.core.exceptions import FullResultSet
@@ -208,6 +209,18 @@ def install_tenant_keys(sender: type[models.Model], **kwargs: Any) -> None:
             lazy_related_operation(
                 _key_tenant_foreign_key, sender, field.remote_field.model, field=field
             )
+            # Joins through this key (e.g. User.objects.filter(memberships__role=...), from a
+            # global model into tenant rows) carry the tenant too, and fail closed without one.
+            field.get_extra_restriction = partial(_tenant_join_restriction, field)
+
+
+def _tenant_join_restriction(field, alias, related_alias):
+    """ON-clause condition of a join through `field` of a tenant model: its tenant_id is the
+    current tenant's (compiled when the SQL is, like the manager's filter)."""
+    scope = current_scope()
+    if scope.tenant is None and scope.is_bypass:
+        return None
+    return _tenant_condition(field.model, related_alias)
 
 
 def _key_tenant_foreign_key(model, related_model, *, field) -> None:

@@ -56,7 +56,9 @@ class DatabaseScope:
     ident: int
 
 
-def scope_value(scope: DatabaseScope, *, backend_pid: int, ttl_seconds: int, now: float | None = None) -> tuple[str, float]:
+def scope_value(
+    scope: DatabaseScope, *, backend_pid: int, ttl_seconds: int, now: float | None = None
+) -> tuple[str, float]:
     """`kind:ident:pid:expiry:mac` and its expiry. pid 0 binds to no backend (transaction poolers)."""
     expires = int((time.time() if now is None else now) + ttl_seconds)
     body = f"{scope.kind}:{scope.ident}:{backend_pid}:{expires}"

@@ -6,7 +6,8 @@ production URL map never includes it.
 
 Every probe compares, inside the request: the tenant the client's credential belongs to (the
 `X-Expect-Tenant` header the test sends, "" for anonymous), the principal's tenant, the
-context's tenant, `current_setting('app.tenant_id')` as the request's statements see it, and
+context's tenant, the tenant PostgreSQL's policies accept (`ameide_private.scope_id('t')`, the
+verified signed scope) as the request's statements see it, and
 the tenants of the rows a raw query returns. The verdict is counted in this process (one
 gunicorn worker), also for requests that then raise on purpose (`?boom=python|sql`).
 """
@@ -30,7 +31,7 @@ TALLY: Counter = Counter()  # checked, mismatches, dirty_start
 ON_COMMIT_SEEN: list[dict] = []  # what on_commit callbacks saw (in-process tests read it)
 
 _SEEN_SQL = (
-    "SELECT current_setting('app.tenant_id', true), pg_backend_pid(), current_user, "
+    "SELECT ameide_private.scope_id('t')::text, pg_backend_pid(), current_user, "
     "(SELECT coalesce(array_agg(DISTINCT tenant_id ORDER BY tenant_id), '{}') "
     "FROM workflows_workflow)"
 )
@@ -40,7 +41,7 @@ def _start_value() -> str | None:
     """The setting as the session holds it before the backend sets anything: read on the raw
     psycopg connection, which bypasses the tenant backend."""
     with connection.connection.cursor() as cursor:
-        cursor.execute("SELECT current_setting('app.tenant_id', true)")
+        cursor.execute("SELECT current_setting('app.scope', true)")
         return cursor.fetchone()[0]
 
 
@@ -95,8 +96,14 @@ def state(request):
     ok = verdict(expected=expected, principal=principal, context=context, seen=seen)
     _count(ok=ok, start=start)
     if request.GET.get("rogue"):
+        # Leave a value at session level: the one given, or (rogue=self) this request's own
+        # signed scope, the most a request could copy and leave for the next one.
         with connection.cursor() as cursor:
-            cursor.execute("SELECT set_config('app.tenant_id', %s, false)", [request.GET["rogue"]])
+            cursor.execute(
+                "SELECT set_config('app.scope', CASE WHEN %s = 'self' THEN "
+                "current_setting('app.scope') ELSE %s END, false)",
+                [request.GET["rogue"], request.GET["rogue"]],
+            )
     boom = request.GET.get("boom")
     if boom == "sql":
         with connection.cursor() as cursor:

@@ -49,7 +49,7 @@ def test_on_commit_of_an_anonymous_request_fails_closed(two_tenants, client):
         {
             "ok": True,
             "in_atomic": False,
-            "setting": "",
+            "setting": None,
             "pid": probe.ON_COMMIT_SEEN[0]["pid"],
             "role": connection.settings_dict["USER"],
             "raw": [],

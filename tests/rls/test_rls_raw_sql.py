@@ -62,21 +62,22 @@ def test_model_raw_sees_only_the_context_tenant(two_tenants):
 
 
 def test_rawsql_and_extra_on_a_global_model_count_only_the_context_tenant(two_tenants):
+    """Under a tenant even the global tenant directory shows only that tenant's own row."""
     a, b = two_tenants["a"], two_tenants["b"]
     with tenant_context(a):
         annotated = Tenant.objects.annotate(n=RawSQL(COUNT_PER_TENANT, []))
-        assert {t.slug: t.n for t in annotated} == {"alpha": 2, "bravo": 0}
+        assert {t.slug: t.n for t in annotated} == {"alpha": 2}
         extra = Tenant.objects.extra(select={"n": COUNT_PER_TENANT})  # noqa: S610 (the threat)
-        assert {t.slug: t.n for t in extra} == {"alpha": 2, "bravo": 0}
+        assert {t.slug: t.n for t in extra} == {"alpha": 2}
     with tenant_context(b):
         annotated = Tenant.objects.annotate(n=RawSQL(COUNT_PER_TENANT, []))
-        assert {t.slug: t.n for t in annotated} == {"alpha": 0, "bravo": 2}
+        assert {t.slug: t.n for t in annotated} == {"bravo": 2}
 
 
-def test_no_tenant_means_no_rows_and_an_empty_setting(two_tenants):
+def test_no_tenant_means_no_rows_and_no_accepted_tenant(two_tenants):
     with no_tenant():
         assert names() == set()
-        assert fetch("SELECT current_setting('app.tenant_id', true)")[0][0] == ""
+        assert fetch("SELECT ameide_private.scope_id('t')")[0][0] is None
     # After a tenant's statement in the same transaction: still nothing without a tenant.
     with tenant_context(two_tenants["a"]):
         assert len(names()) == 2
@@ -231,24 +232,25 @@ def test_the_runtime_role_cannot_switch_rls_off(two_tenants, escape, sql, table)
     assert sum(len(v) for v in everything().values()) == 4
 
 
-# Where app.tenant_id may be named: the backend that sets it, the policies and the audit that
-# read it, and the context module's docstring. bench/ is a measurement harness, not the app.
+# Where the scope setting may be named: the wall's SQL, the backend that sets it, the audit that
+# checks it, and the migration that encrypts secrets in the global scope. bench/ is a
+# measurement harness, not the app.
 SETTING_OWNERS = {
+    "tenants/db/wall.py",
     "tenants/db/backend/base.py",
-    "tenants/constraints.py",
     "tenants/db/catalog.py",
-    "tenants/context.py",
+    "accounts/migrations/0004_encrypt_provider_secrets.py",
 }
 
 
 @pytest.mark.django_db(databases=[])
 def test_only_the_tenancy_modules_name_the_setting():
-    """THREATS 9: no other code sets (or reads) app.tenant_id."""
+    """THREATS 9: no other code sets (or reads) the scope."""
     root = Path(__file__).resolve().parents[2]
     offenders = []
     for package in ("accounts", "ameide", "tenants", "workflows"):
         for path in (root / package).rglob("*.py"):
             text = path.read_text()
-            if "app.tenant_id" in text or "set_config(" in text:
+            if "app.scope" in text or "set_config(" in text:
                 offenders.append(str(path.relative_to(root)))
     assert sorted(set(offenders) - SETTING_OWNERS) == []

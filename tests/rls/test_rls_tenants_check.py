@@ -8,14 +8,14 @@ sessions (role changes are not visible to anyone before commit).
 
 from __future__ import annotations
 
-import io
 import subprocess
 import sys
 
 import pytest
 from django.conf import settings
-from django.core.management import call_command
 from django.db import connections
+
+from tenants.db.catalog import audit_database
 
 from tests.rls.support import ROOT, child_environment, database_name
 
@@ -24,11 +24,8 @@ pytestmark = pytest.mark.django_db(databases=["default", "owner"])
 RUNTIME = settings.TENANCY_RUNTIME_ROLE
 TABLE = "workflows_workflow"
 ISOLATION = f"{TABLE}_rls_isolation"
-POLICY = (
-    f"CREATE POLICY {ISOLATION} ON {TABLE} USING "
-    "(tenant_id = (SELECT NULLIF(current_setting('app.tenant_id', true), '')::bigint)) "
-    "WITH CHECK (tenant_id = (SELECT NULLIF(current_setting('app.tenant_id', true), '')::bigint))"
-)
+SIGNED = "(tenant_id = (SELECT ameide_private.scope_id('t')))"
+POLICY = f"CREATE POLICY {ISOLATION} ON {TABLE} USING {SIGNED} WITH CHECK {SIGNED}"
 
 # name -> (the weakening, the finding it must produce, the repair)
 WEAKENINGS = {
@@ -38,16 +35,13 @@ WEAKENINGS = {
         POLICY,
     ),
     "policy without WITH CHECK": (
-        f"DROP POLICY {ISOLATION} ON {TABLE}; "
-        f"CREATE POLICY {ISOLATION} ON {TABLE} USING (tenant_id = "
-        "(SELECT NULLIF(current_setting('app.tenant_id', true), '')::bigint))",
+        f"DROP POLICY {ISOLATION} ON {TABLE}; CREATE POLICY {ISOLATION} ON {TABLE} USING {SIGNED}",
         f"{TABLE}: policy {ISOLATION} has no WITH CHECK",
         f"DROP POLICY {ISOLATION} ON {TABLE}; {POLICY}",
     ),
     "IS NULL escape": (
-        f"ALTER POLICY {ISOLATION} ON {TABLE} USING (current_setting('app.tenant_id', true) "
-        "IS NULL OR tenant_id = (SELECT NULLIF(current_setting('app.tenant_id', true), '')"
-        "::bigint))",
+        f"ALTER POLICY {ISOLATION} ON {TABLE} USING (current_setting('app.scope', true) "
+        f"IS NULL OR {SIGNED})",
         f"{TABLE}: policy {ISOLATION} has an IS NULL escape",
         f"DROP POLICY {ISOLATION} ON {TABLE}; {POLICY}",
     ),
@@ -92,9 +86,46 @@ WEAKENINGS = {
         f"REVOKE {{db}}_bypass FROM {RUNTIME}; DROP ROLE {{db}}_bypass",
     ),
     "default tenant for the role": (
-        f"ALTER ROLE {RUNTIME} IN DATABASE {{db}} SET app.tenant_id = '1'",
-        f"{RUNTIME} in {{db}} has a default app.tenant_id=1",
-        f"ALTER ROLE {RUNTIME} IN DATABASE {{db}} RESET app.tenant_id",
+        f"ALTER ROLE {RUNTIME} IN DATABASE {{db}} SET app.scope = '1'",
+        f"{RUNTIME} in {{db}} has a default app.scope=1",
+        f"ALTER ROLE {RUNTIME} IN DATABASE {{db}} RESET app.scope",
+    ),
+    "policy on the plain setting": (
+        f"ALTER POLICY {ISOLATION} ON {TABLE} USING (tenant_id = "
+        "(SELECT NULLIF(current_setting('app.scope', true), '')::bigint))",
+        f"{TABLE}: policy {ISOLATION} does not test the signed tenant",
+        f"DROP POLICY {ISOLATION} ON {TABLE}; {POLICY}",
+    ),
+    "global table without FORCE": (
+        "ALTER TABLE accounts_user NO FORCE ROW LEVEL SECURITY",
+        "accounts_user: row level security is not ENABLEd and FORCEd",
+        "ALTER TABLE accounts_user FORCE ROW LEVEL SECURITY",
+    ),
+    "extra policy on a global table": (
+        "CREATE POLICY everyone ON accounts_session USING (true) WITH CHECK (true)",
+        "accounts_session: unexpected policy everyone",
+        "DROP POLICY everyone ON accounts_session",
+    ),
+    "signing key readable": (
+        f"GRANT SELECT ON ameide_private.scope_key TO {RUNTIME}",
+        f"runtime role {RUNTIME} can read the signing key",
+        f"REVOKE SELECT ON ameide_private.scope_key FROM {RUNTIME}",
+    ),
+    "signer callable": (
+        f"GRANT EXECUTE ON FUNCTION ameide_private.mac_of(text) TO {RUNTIME}",
+        f"runtime role {RUNTIME} can call ameide_private.mac_of (a signer)",
+        f"REVOKE EXECUTE ON FUNCTION ameide_private.mac_of(text) FROM {RUNTIME}",
+    ),
+    "audit rows writable": (
+        f"GRANT INSERT ON tenants_auditevent TO {RUNTIME}",
+        f"runtime role {RUNTIME} may INSERT audit rows directly",
+        f"REVOKE INSERT ON tenants_auditevent FROM {RUNTIME}",
+    ),
+    "another signing key": (
+        "UPDATE ameide_private.scope_key SET inner_pad = sha256(inner_pad) || sha256(inner_pad)",
+        "the database's signing key differs from this process's (run `migrate` with the same "
+        "SECRET_KEY / AMEIDE_SCOPE_KEY as the app)",
+        "ROLLBACK_MARKER",
     ),
     "view over a tenant table": (
         f"CREATE VIEW every_workflow AS SELECT * FROM {TABLE}",
@@ -118,13 +149,13 @@ WEAKENINGS = {
 
 
 def run_check() -> tuple[int, str]:
-    """`tenants check` in this process, on the owner alias (this test's transaction)."""
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        call_command("tenants", "check", stdout=out, stderr=err)
-    except SystemExit as exit_:
-        return int(exit_.code or 0), out.getvalue() + err.getvalue()
-    return 0, out.getvalue() + err.getvalue()
+    """The catalog audit of `tenants check`, in this process on the owner alias (this test's
+    transaction), in the command's output form. What the process can reach is the child
+    process's business (this test process holds the owner alias on purpose)."""
+    findings = audit_database(using="owner")
+    if findings:
+        return 1, "".join(f"FAIL {finding}\n" for finding in findings)
+    return 0, "tenancy check: database is clean\n"
 
 
 def as_owner(sql: str) -> None:
@@ -155,6 +186,8 @@ def test_each_weakening_is_named_and_the_repair_passes(name):
     code, output = run_check()
     assert code == 1
     assert f"FAIL {finding.format(db=database_name())}\n" in output
+    if repair == "ROLLBACK_MARKER":
+        return  # repaired by the test transaction's rollback
     as_owner(repair)
     assert run_check() == (0, "tenancy check: database is clean\n")
 
@@ -162,3 +195,40 @@ def test_each_weakening_is_named_and_the_repair_passes(name):
 def test_a_restrictive_policy_only_narrows_and_is_no_finding():
     as_owner(f"CREATE POLICY only_drafts ON {TABLE} AS RESTRICTIVE USING (status = 'draft')")
     assert run_check() == (0, "tenancy check: database is clean\n")
+
+
+def test_a_runtime_process_given_the_owners_credentials_fails_the_check():
+    """THREATS 34: a process whose runtime alias logs in as the owner (a superuser here, or the
+    tables' owner) is reported, as is the owner's address in its environment."""
+    from tests.rls.support import connection_kwargs, database_url
+
+    owner_url = database_url(connection_kwargs(as_owner=True))
+    env = child_environment(DATABASE_URL=owner_url, DATABASE_OWNER_URL=owner_url)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "tenants", "check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "FAIL this process's alias 'default' logs in as" in result.stderr
+    assert "WARN DATABASE_OWNER_URL is set in this process's environment" in result.stderr
+
+
+def test_runtime_processes_have_no_owner_alias():
+    """The settings every process loads configure the runtime role only."""
+    code = (
+        "import django; django.setup(); from django.db import connections; "
+        "print(sorted(connections.settings))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**child_environment(), "DJANGO_SETTINGS_MODULE": "ameide.settings"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.stdout.strip() == "['default']", result.stderr

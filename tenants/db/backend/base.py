@@ -133,7 +133,9 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
         prefix, prefix_params = self.scope_prefix(scope)
         if many or getattr(context["cursor"].cursor, "name", None):
             # executemany() and named cursors cannot share a pipeline with the prefix.
-            return self._carry_separately(execute, sql, params, many, context, prefix, prefix_params)
+            return self._carry_separately(
+                execute, sql, params, many, context, prefix, prefix_params
+            )
         with self.wrap_database_errors, self.connection.pipeline():
             self.connection.execute(prefix, prefix_params)
             result = execute(sql, params, many, context)
