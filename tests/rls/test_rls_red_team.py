@@ -261,11 +261,14 @@ def test_the_app_cannot_write_history_or_read_the_key(two_tenants, statement, ro
     with unscoped(reason="test: an audit row to protect"):
         pass
     before = owner_execute("SELECT id, action, reason FROM tenants_auditevent ORDER BY id")
-    with runtime_connection("direct") as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
-        with conn.transaction():
-            if role == "breakglass":
-                conn.execute(f"SET LOCAL ROLE {BREAKGLASS}")
-            conn.execute(statement)
+    with (
+        runtime_connection("direct") as conn,
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
+        conn.transaction(),
+    ):
+        if role == "breakglass":
+            conn.execute(f"SET LOCAL ROLE {BREAKGLASS}")
+        conn.execute(statement)
     assert owner_execute("SELECT id, action, reason FROM tenants_auditevent ORDER BY id") == before
 
 

@@ -16,7 +16,6 @@ from django.conf import settings
 from django.db import connections
 
 from tenants.db.catalog import audit_database
-
 from tests.rls.support import ROOT, child_environment, database_name
 
 pytestmark = pytest.mark.django_db(databases=["default", "owner"])
