@@ -7,24 +7,15 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts.errors import AccountInputError, AccountNotFound
 from tenants import selectors, services
 from tenants.audit import acting
-from tenants.management.lifecycle_cli import LifecycleSubcommands, os_user
+from tenants.management.accounts_cli import AccountSubcommands
+from tenants.management.lifecycle_cli import LifecycleSubcommands, os_user, tenant_dict
 from tenants.models import Tenant
 
 
-def _tenant_dict(tenant: Tenant) -> dict:
-    return {
-        "id": tenant.pk,
-        "slug": tenant.slug,
-        "external_id": tenant.external_id,
-        "name": tenant.name,
-        "status": tenant.status,
-        "created_at": tenant.created_at.isoformat(),
-    }
-
-
-class Command(LifecycleSubcommands, BaseCommand):
+class Command(AccountSubcommands, LifecycleSubcommands, BaseCommand):
     help = "Tenant operations. `manage.py tenants <subcommand> --help` for each."
 
     def add_arguments(self, parser) -> None:
@@ -45,12 +36,14 @@ class Command(LifecycleSubcommands, BaseCommand):
             p = sub.add_parser(name, help=f"{text} a tenant (its data stays intact).")
             p.add_argument("slug")
             p.add_argument("--reason", default="", help="Why (kept in the audit log).")
+            p.add_argument("--json", action="store_true", help="Print the tenant as JSON.")
         sub.add_parser(
             "setup", help="Create the database (if missing) and the runtime and break-glass roles."
         )
-        sub.add_parser(
+        check = sub.add_parser(
             "check", help="Audit the connected database's RLS, keys and roles; non-zero if unsafe."
         )
+        check.add_argument("--json", action="store_true", help="Print the findings as JSON.")
         token = sub.add_parser(
             "token", help="Print a short-lived API token of the development issuer (DEBUG only)."
         )
@@ -59,14 +52,21 @@ class Command(LifecycleSubcommands, BaseCommand):
         token.add_argument("--admin", action="store_true", help="Carry the tenant-admin role.")
         token.add_argument("--ttl", type=int, default=900, help="Lifetime in seconds (900).")
         self.add_lifecycle_parsers(sub)  # delete, purge, export, import, usage, exec
+        self.add_account_parsers(sub)  # users, members
         self._subparsers = sub
 
     def handle(self, *args, subcommand: str, **options) -> None:
         handler = getattr(self, "do_" + subcommand.replace("-", "_"))
-        with acting(name=f"cli:{subcommand} ({os_user()})"):
+        label = " ".join(filter(None, [subcommand, options.get("action")]))  # "users add"
+        with acting(name=f"cli:{label} ({os_user()})"):
             try:
                 handler(**options)
-            except (services.TenantInputError, selectors.TenantNotFound) as exc:
+            except (
+                services.TenantInputError,
+                selectors.TenantNotFound,
+                AccountInputError,
+                AccountNotFound,
+            ) as exc:
                 raise CommandError(str(exc)) from None
 
     def _emit(self, data, *, as_json: bool, text: str) -> None:
@@ -74,30 +74,31 @@ class Command(LifecycleSubcommands, BaseCommand):
 
     def do_create(self, *, slug, name, external_id=None, json=False, **_):
         tenant = services.tenant_create(slug=slug, name=name, external_id=external_id)
-        self._emit(_tenant_dict(tenant), as_json=json, text=f"created tenant {tenant.slug}")
+        self._emit(tenant_dict(tenant), as_json=json, text=f"created tenant {tenant.slug}")
 
     def do_list(self, *, json=False, **_):
-        tenants = [_tenant_dict(t) for t in selectors.tenant_list()]
-        lines = [f"{t['slug']:<24} {t['status']:<10} {t['name']}" for t in tenants]
-        self._emit(tenants, as_json=json, text="\n".join(lines) or "(no tenants)")
+        tenants = [tenant_dict(t) for t in selectors.tenant_list()]
+        lines = [f"{'slug':<24} {'status':<10} name"]
+        lines += [f"{t['slug']:<24} {t['status']:<10} {t['name']}" for t in tenants]
+        self._emit(tenants, as_json=json, text="\n".join(lines) if tenants else "(no tenants)")
 
     def do_show(self, *, slug, json=False, **_):
-        tenant = _tenant_dict(selectors.tenant_get(slug=slug))
+        tenant = tenant_dict(selectors.tenant_get(slug=slug))
         text = "\n".join(f"{k}: {v}" for k, v in tenant.items())
         self._emit(tenant, as_json=json, text=text)
 
-    def _set_status(self, *, slug, reason, status):
+    def _set_status(self, *, slug, reason, status, json=False):
         from tenants.lifecycle.status import tenant_transition
 
         tenant = selectors.tenant_get(slug=slug)
-        tenant_transition(tenant=tenant, to=status, reason=reason)  # refuses e.g. suspended twice
-        self.stdout.write(f"tenant {slug} is {status}")
+        tenant = tenant_transition(tenant=tenant, to=status, reason=reason)  # refuses e.g. twice
+        self._emit(tenant_dict(tenant), as_json=json, text=f"tenant {slug} is {status}")
 
-    def do_suspend(self, *, slug, reason="", **_):
-        self._set_status(slug=slug, reason=reason, status=Tenant.Status.SUSPENDED)
+    def do_suspend(self, *, slug, reason="", json=False, **_):
+        self._set_status(slug=slug, reason=reason, status=Tenant.Status.SUSPENDED, json=json)
 
-    def do_activate(self, *, slug, reason="", **_):
-        self._set_status(slug=slug, reason=reason, status=Tenant.Status.ACTIVE)
+    def do_activate(self, *, slug, reason="", json=False, **_):
+        self._set_status(slug=slug, reason=reason, status=Tenant.Status.ACTIVE, json=json)
 
     def do_setup(self, **_):
         from tenants.db.roles import ensure_database, ensure_roles
@@ -105,15 +106,19 @@ class Command(LifecycleSubcommands, BaseCommand):
         for line in [*ensure_database(), *ensure_roles()] or ["database and roles in place"]:
             self.stdout.write(line)
 
-    def do_check(self, **_):
+    def do_check(self, *, json=False, **_):
         from tenants.db.catalog import audit_database
 
         findings = audit_database()
-        for finding in findings:
-            self.stderr.write(f"FAIL {finding}")
+        if json:
+            self._emit({"clean": not findings, "findings": findings}, as_json=True, text="")
+        else:
+            for finding in findings:
+                self.stderr.write(f"FAIL {finding}")
+            if not findings:
+                self.stdout.write("tenancy check: database is clean")
         if findings:
             sys.exit(1)
-        self.stdout.write("tenancy check: database is clean")
 
     def do_token(self, *, slug, user, admin=False, ttl=900, **_):
         from django.conf import settings
