@@ -7,6 +7,7 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group
 
 from accounts.models import IdentityProvider, IdentityProviderTenant, Membership, User
+from accounts.services import membership_add
 from tenants.admin_site import (
     AuditedAdminMixin,
     TenantModelAdmin,
@@ -14,6 +15,7 @@ from tenants.admin_site import (
     is_tenant_admin,
     tenant_member_ids,
 )
+from tenants.context import current_tenant
 
 
 class PlatformAdminOnly:
@@ -76,10 +78,16 @@ class UserAdmin(AuditedAdminMixin, DjangoUserAdmin):
     list_display = ["username", "email", "first_name", "last_name", "is_staff", "is_superuser"]
     list_filter = ["is_staff", "is_superuser", "is_active", "home_tenant"]
     search_fields = ["username", "first_name", "last_name", "email", "subject"]
+    # Django's form without groups and per-user permissions: rights here come from
+    # is_superuser and the role in a tenant, so those fields would change nothing.
     fieldsets = [
-        *DjangoUserAdmin.fieldsets,
+        (None, {"fields": ["username", "password"]}),
+        ("Personal info", {"fields": ["first_name", "last_name", "email"]}),
+        ("Rights", {"fields": ["is_active", "is_staff", "is_superuser"]}),
+        ("Important dates", {"fields": ["last_login", "date_joined"]}),
         ("Identity", {"fields": ["issuer", "subject", "home_tenant"]}),
     ]
+    filter_horizontal = ()
     MEMBER_FIELDS = ["username", "first_name", "last_name", "email", "is_active", "last_login"]
 
     def get_queryset(self, request):
@@ -140,6 +148,15 @@ class MembershipAdmin(TenantModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return ["user", "created_at"] if obj is not None else ["created_at"]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        # A new member goes through the service, which also gives a user without a home
+        # tenant this one (else a tenant admin added here could not enter the admin).
+        added = membership_add(tenant=current_tenant(), user=obj.user, role=obj.role)
+        obj.pk, obj.tenant, obj.created_at = added.pk, added.tenant, added.created_at
 
     @admin.display(description="e-mail", ordering="user__email")
     def user_email(self, membership: Membership) -> str:

@@ -1,14 +1,17 @@
-"""Routes of sign-in: login page, logout, the OIDC code flow and the development issuer."""
+"""Routes of sign-in: login page, logout, the session's tenant, the OIDC code flow and the
+development issuer."""
 
 from django.contrib.auth.views import LogoutView
 from django.urls import include, path
 
 from accounts.dev_issuer import discovery_view, jwks_view
 from accounts.oidc import SignInView
+from accounts.views import TenantSwitchView
 
 urlpatterns = [
     path("accounts/login/", SignInView.as_view(), name="login"),
     path("accounts/logout/", LogoutView.as_view(), name="logout"),
+    path("accounts/tenant/", TenantSwitchView.as_view(), name="tenant_switch"),
     # authenticate/, callback/, logout/ (views chosen by OIDC_*_CLASS; 404 unless configured)
     path("oidc/", include("mozilla_django_oidc.urls")),
     path(

@@ -19,9 +19,11 @@ from django import forms
 from django.apps import apps
 from django.contrib import admin, messages
 from django.contrib.admin import RelatedOnlyFieldListFilter
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.admin.utils import NotRelationField, get_fields_from_path
 from django.contrib.admin.views.autocomplete import AutocompleteJsonView
 from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -278,12 +280,24 @@ class ActAsForm(forms.Form):
     )
 
 
+class TenantAdminLoginForm(AdminAuthenticationForm):
+    """The admin's login form without Django's is_staff gate: a tenant admin is whoever holds
+    the admin role in their tenant (has_permission decides, per request), and the same
+    password already signs in at /accounts/login/."""
+
+    error_messages = AuthenticationForm.error_messages  # not "... for a staff account"
+
+    def confirm_login_allowed(self, user) -> None:
+        AuthenticationForm.confirm_login_allowed(self, user)  # active accounts only
+
+
 class TenantAdminSite(admin.AdminSite):
     """Django's admin with tenancy: who may enter, what each page shows, acting as a tenant."""
 
     site_header = "Ameide administration"
     site_title = "Ameide admin"
     index_title = "Administration"
+    login_form = TenantAdminLoginForm
 
     def has_permission(self, request) -> bool:
         # A tenant admin is whoever holds the admin role in the request's tenant (checked on

@@ -58,6 +58,18 @@ def os_user() -> str:
         return "unknown"
 
 
+def tenant_dict(tenant: Tenant) -> dict:
+    """A tenant as the subcommands' --json prints it."""
+    return {
+        "id": tenant.pk,
+        "slug": tenant.slug,
+        "external_id": tenant.external_id,
+        "name": tenant.name,
+        "status": tenant.status,
+        "created_at": tenant.created_at.isoformat(),
+    }
+
+
 def _tty_progress(stream) -> Progress:
     from tqdm import tqdm
 
@@ -89,6 +101,7 @@ class LifecycleSubcommands:
         )
         delete.add_argument("slug")
         delete.add_argument("--reason", default="", help="Why (kept in the audit log).")
+        delete.add_argument("--json", action="store_true", help="Print the tenant as JSON.")
 
         purge = sub.add_parser(
             "purge",
@@ -154,13 +167,15 @@ class LifecycleSubcommands:
             return no_progress
         return _tty_progress(getattr(self.stderr, "_out", sys.stderr))
 
-    def do_delete(self, *, slug, reason="", **_):
+    def do_delete(self, *, slug, reason="", json=False, **_):
         from tenants.lifecycle.status import tenant_transition
 
         tenant = selectors.tenant_get(slug=slug)
-        tenant_transition(tenant=tenant, to=Tenant.Status.DELETED, reason=reason)
-        self.stdout.write(
-            f"tenant {slug} is deleted (its data is kept; `tenants activate {slug}` undoes it)"
+        tenant = tenant_transition(tenant=tenant, to=Tenant.Status.DELETED, reason=reason)
+        self._emit(
+            tenant_dict(tenant),
+            as_json=json,
+            text=f"tenant {slug} is deleted (its data is kept; `tenants activate {slug}` undoes it)",
         )
 
     def do_purge(self, *, slug, yes=False, json=False, **_):

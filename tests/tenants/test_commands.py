@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, connection, connections, transaction
 
 from accounts.models import User
 from tenants.models import AuditEvent, Tenant
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 SUBCOMMANDS = [
     "create", "list", "show", "suspend", "activate", "delete", "purge",
-    "export", "import", "usage", "check", "setup", "exec",
+    "export", "import", "usage", "check", "setup", "exec", "users", "members",
 ]  # fmt: skip
 
 
@@ -65,6 +65,18 @@ def test_create_list_show_with_json():
     shown = json.loads(tenants("show", "acme", "--json")[0])
     assert shown == created
     assert "acme" in tenants("list")[0]
+
+
+def test_list_has_a_header_row():
+    assert tenants("list")[0].strip() == "(no tenants)"
+    tenants("create", "acme", "--name", "Acme Corporation")
+    tenants("create", "globex", "--name", "Globex")
+    lines = tenants("list")[0].splitlines()
+    assert lines[0].split() == ["slug", "status", "name"]
+    assert [line.split(maxsplit=2) for line in lines[1:]] == [
+        ["acme", "active", "Acme Corporation"],
+        ["globex", "active", "Globex"],
+    ]
 
 
 @pytest.mark.parametrize(
@@ -113,6 +125,18 @@ def test_suspend_then_activate(tenant_a):
 
 
 @pytest.mark.parametrize(
+    ("command", "status"),
+    [("suspend", "suspended"), ("delete", "deleted"), ("activate", "active")],
+)
+def test_status_changes_print_the_tenant_as_json(tenant_a, command, status):
+    if command == "activate":
+        Tenant.objects.filter(pk=tenant_a.pk).update(status="suspended")
+    shown = json.loads(tenants(command, "alpha", "--reason", "r", "--json")[0])
+    assert shown["slug"] == "alpha" and shown["status"] == status
+    assert shown == json.loads(tenants("show", "alpha", "--json")[0])
+
+
+@pytest.mark.parametrize(
     ("status", "args", "match"),
     [
         ("suspended", ("suspend", "alpha"), "is suspended"),
@@ -128,6 +152,36 @@ def test_status_changes_refuse_the_wrong_state_and_write_nothing(tenant_a, statu
     before = database_state()
     refused(*args, match=match)
     assert database_state() == before
+
+
+# --- check ---------------------------------------------------------------------------------
+
+
+def _check_json() -> dict:
+    out = io.StringIO()
+    with pytest.raises(SystemExit) as exc:
+        call_command("tenants", "check", "--json", stdout=out, stderr=io.StringIO())
+    assert exc.value.code == 1
+    return json.loads(out.getvalue())
+
+
+@pytest.mark.django_db(databases=["default", "owner"])
+def test_check_prints_its_findings_as_json():
+    # This test process holds the owner's alias (it builds the test database), and the check
+    # says so: a runtime process never has it (tests/rls/test_rls_tenants_check.py).
+    owner = connections["owner"].settings_dict["USER"]
+    reach = f"this process's alias 'owner' logs in as {owner}, which SUPERUSER"
+    before = _check_json()
+    assert before["clean"] is False and reach in before["findings"]
+    assert not any("workflows_workflow" in finding for finding in before["findings"])
+    # A weakening made as the owner in this test's transaction (rolled back with it).
+    with connections["owner"].cursor() as cursor:
+        cursor.execute("ALTER TABLE workflows_workflow NO FORCE ROW LEVEL SECURITY")
+    after = _check_json()
+    assert after["findings"] == [
+        "workflows_workflow: row level security is not FORCEd",
+        *before["findings"],
+    ]
 
 
 # --- purge --------------------------------------------------------------------------------

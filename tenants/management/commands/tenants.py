@@ -8,27 +8,18 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
+from accounts.errors import AccountInputError, AccountNotFound
 from tenants import selectors, services
 from tenants.audit import acting
 from tenants.db.catalog import audit_database, audit_process
 from tenants.db.owner import OWNER_ALIAS, owner_alias
 from tenants.db.roles import ensure_database, ensure_roles
-from tenants.management.lifecycle_cli import LifecycleSubcommands, os_user
+from tenants.management.accounts_cli import AccountSubcommands
+from tenants.management.lifecycle_cli import LifecycleSubcommands, os_user, tenant_dict
 from tenants.models import Tenant
 
 
-def _tenant_dict(tenant: Tenant) -> dict:
-    return {
-        "id": tenant.pk,
-        "slug": tenant.slug,
-        "external_id": tenant.external_id,
-        "name": tenant.name,
-        "status": tenant.status,
-        "created_at": tenant.created_at.isoformat(),
-    }
-
-
-class Command(LifecycleSubcommands, BaseCommand):
+class Command(AccountSubcommands, LifecycleSubcommands, BaseCommand):
     help = "Tenant operations. `manage.py tenants <subcommand> --help` for each."
 
     def add_arguments(self, parser) -> None:
@@ -49,6 +40,7 @@ class Command(LifecycleSubcommands, BaseCommand):
             p = sub.add_parser(name, help=f"{text} a tenant (its data stays intact).")
             p.add_argument("slug")
             p.add_argument("--reason", default="", help="Why (kept in the audit log).")
+            p.add_argument("--json", action="store_true", help="Print the tenant as JSON.")
         sub.add_parser(
             "setup", help="Create the database (if missing) and the runtime and break-glass roles."
         )
@@ -60,6 +52,7 @@ class Command(LifecycleSubcommands, BaseCommand):
         check.add_argument(
             "--strict", action="store_true", help="Warnings (e.g. trust auth) fail too."
         )
+        check.add_argument("--json", action="store_true", help="Print the findings as JSON.")
         token = sub.add_parser(
             "token", help="Print a short-lived API token of the development issuer (DEBUG only)."
         )
@@ -68,14 +61,21 @@ class Command(LifecycleSubcommands, BaseCommand):
         token.add_argument("--admin", action="store_true", help="Carry the tenant-admin role.")
         token.add_argument("--ttl", type=int, default=900, help="Lifetime in seconds (900).")
         self.add_lifecycle_parsers(sub)  # delete, purge, export, import, usage, exec
+        self.add_account_parsers(sub)  # users, members
         self._subparsers = sub
 
     def handle(self, *args, subcommand: str, **options) -> None:
         handler = getattr(self, "do_" + subcommand.replace("-", "_"))
-        with acting(name=f"cli:{subcommand} ({os_user()})"):
+        label = " ".join(filter(None, [subcommand, options.get("action")]))  # "users add"
+        with acting(name=f"cli:{label} ({os_user()})"):
             try:
                 handler(**options)
-            except (services.TenantInputError, selectors.TenantNotFound) as exc:
+            except (
+                services.TenantInputError,
+                selectors.TenantNotFound,
+                AccountInputError,
+                AccountNotFound,
+            ) as exc:
                 raise CommandError(str(exc)) from None
 
     def _emit(self, data, *, as_json: bool, text: str) -> None:
@@ -83,30 +83,31 @@ class Command(LifecycleSubcommands, BaseCommand):
 
     def do_create(self, *, slug, name, external_id=None, json=False, **_):
         tenant = services.tenant_create(slug=slug, name=name, external_id=external_id)
-        self._emit(_tenant_dict(tenant), as_json=json, text=f"created tenant {tenant.slug}")
+        self._emit(tenant_dict(tenant), as_json=json, text=f"created tenant {tenant.slug}")
 
     def do_list(self, *, json=False, **_):
-        tenants = [_tenant_dict(t) for t in selectors.tenant_list()]
-        lines = [f"{t['slug']:<24} {t['status']:<10} {t['name']}" for t in tenants]
-        self._emit(tenants, as_json=json, text="\n".join(lines) or "(no tenants)")
+        tenants = [tenant_dict(t) for t in selectors.tenant_list()]
+        lines = [f"{'slug':<24} {'status':<10} name"]
+        lines += [f"{t['slug']:<24} {t['status']:<10} {t['name']}" for t in tenants]
+        self._emit(tenants, as_json=json, text="\n".join(lines) if tenants else "(no tenants)")
 
     def do_show(self, *, slug, json=False, **_):
-        tenant = _tenant_dict(selectors.tenant_get(slug=slug))
+        tenant = tenant_dict(selectors.tenant_get(slug=slug))
         text = "\n".join(f"{k}: {v}" for k, v in tenant.items())
         self._emit(tenant, as_json=json, text=text)
 
-    def _set_status(self, *, slug, reason, status):
+    def _set_status(self, *, slug, reason, status, json=False):
         from tenants.lifecycle.status import tenant_transition
 
         tenant = selectors.tenant_get(slug=slug)
-        tenant_transition(tenant=tenant, to=status, reason=reason)  # refuses e.g. suspended twice
-        self.stdout.write(f"tenant {slug} is {status}")
+        tenant = tenant_transition(tenant=tenant, to=status, reason=reason)  # refuses e.g. twice
+        self._emit(tenant_dict(tenant), as_json=json, text=f"tenant {slug} is {status}")
 
-    def do_suspend(self, *, slug, reason="", **_):
-        self._set_status(slug=slug, reason=reason, status=Tenant.Status.SUSPENDED)
+    def do_suspend(self, *, slug, reason="", json=False, **_):
+        self._set_status(slug=slug, reason=reason, status=Tenant.Status.SUSPENDED, json=json)
 
-    def do_activate(self, *, slug, reason="", **_):
-        self._set_status(slug=slug, reason=reason, status=Tenant.Status.ACTIVE)
+    def do_activate(self, *, slug, reason="", json=False, **_):
+        self._set_status(slug=slug, reason=reason, status=Tenant.Status.ACTIVE, json=json)
 
     def do_setup(self, **_):
         with owner_alias() as using:
@@ -114,19 +115,26 @@ class Command(LifecycleSubcommands, BaseCommand):
         for line in done or ["database and roles in place"]:
             self.stdout.write(line)
 
-    def do_check(self, *, strict=False, **_):
+    def do_check(self, *, strict=False, json=False, **_):
         # The catalog is read on the owner alias where this process has one (tests), else as
         # the runtime role; what the process can reach is checked either way.
         using = OWNER_ALIAS if OWNER_ALIAS in connections else "default"
-        findings = audit_database(using=using)
-        failures, warnings = audit_process()
-        for finding in [*findings, *failures]:
-            self.stderr.write(f"FAIL {finding}")
-        for warning in warnings:
-            self.stderr.write(f"WARN {warning}")
-        if findings or failures or (strict and warnings):
+        failures = [*audit_database(using=using)]
+        reach_failures, warnings = audit_process()
+        failures.extend(reach_failures)
+        unsafe = bool(failures) or (strict and bool(warnings))
+        if json:
+            data = {"clean": not unsafe, "findings": failures, "warnings": warnings}
+            self._emit(data, as_json=True, text="")
+        else:
+            for finding in failures:
+                self.stderr.write(f"FAIL {finding}")
+            for warning in warnings:
+                self.stderr.write(f"WARN {warning}")
+            if not unsafe:
+                self.stdout.write("tenancy check: database is clean")
+        if unsafe:
             sys.exit(1)
-        self.stdout.write("tenancy check: database is clean")
 
     def do_token(self, *, slug, user, admin=False, ttl=900, **_):
         from django.conf import settings

@@ -1,4 +1,4 @@
-"""`manage.py demo`: two tenants, their users (local passwords) and some workflows; idempotent."""
+"""`manage.py demo`: two tenants, their users (local passwords) and some workflows, once."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from accounts.models import Membership, User
-from tenants.audit import acting
+from tenants.audit import acting, record_event
 from tenants.context import tenant_context
-from tenants.models import Tenant
+from tenants.models import AuditEvent, Tenant
 from workflows.models import Workflow, WorkflowRun
 
 DEMO_PASSWORD = "demo"
@@ -17,29 +17,52 @@ TENANTS = {
     "globex": ("Globex Inc.", [("gina", "admin"), ("gus", "member")]),
 }
 WORKFLOWS = ["Onboard customer", "Approve invoice", "Nightly report", "Rotate keys", "Offboard"]
+# The audit row that records the load: `make run` runs this command every time, and rows the
+# user deleted since must stay deleted.
+LOADED = "demo.load"
 
 
 class Command(BaseCommand):
-    help = "Load the demo: tenants acme and globex, their users and workflows (idempotent)."
+    help = (
+        "Load the demo once: tenants acme and globex, their users and workflows (later runs "
+        "change nothing)."
+    )
 
     @transaction.atomic
     def handle(self, *args, **options) -> None:
         with acting(name="cli:demo"):
-            admin, created = User.objects.get_or_create(
-                username="admin", defaults={"is_staff": True, "is_superuser": True}
-            )
-            if created:
-                admin.set_password("admin")
-                admin.save()
-            for slug, (name, people) in TENANTS.items():
-                tenant, _ = Tenant.objects.get_or_create(
-                    slug=slug, defaults={"name": name, "external_id": slug}
+            if self._already_loaded():
+                self.stdout.write(
+                    "demo: already loaded; nothing re-created (rows deleted since stay deleted)"
                 )
-                self._load_tenant(tenant, people)
+                return
+            self._load()
+            record_event(action=LOADED, details={"tenants": list(TENANTS)})
         self.stdout.write("demo: tenants acme, globex; users alice, arthur (acme), gina, gus")
         self.stdout.write(
             f"      (globex) with password '{DEMO_PASSWORD}'; platform admin admin/admin"
         )
+
+    def _already_loaded(self) -> bool:
+        if AuditEvent.objects.filter(action=LOADED).exists():
+            return True
+        if Tenant.objects.filter(slug__in=list(TENANTS)).exists():
+            # Loaded before the load was recorded (or a tenant of that name was made by
+            # hand): leave it, and record it so the answer stays the same.
+            record_event(action=LOADED, details={"tenants": [], "existing": True})
+            return True
+        return False
+
+    def _load(self) -> None:
+        admin, created = User.objects.get_or_create(
+            username="admin", defaults={"is_staff": True, "is_superuser": True}
+        )
+        if created:
+            admin.set_password("admin")
+            admin.save()
+        for slug, (name, people) in TENANTS.items():
+            tenant = Tenant.objects.create(slug=slug, name=name, external_id=slug)
+            self._load_tenant(tenant, people)
 
     def _load_tenant(self, tenant: Tenant, people) -> None:
         with tenant_context(tenant):
