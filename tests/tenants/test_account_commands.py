@@ -287,8 +287,9 @@ def test_members_refuse_bad_input_and_write_nothing(tenant_a, tenant_b, args, ma
     make_member(tenant=tenant_a, username="ann")
     make_member(tenant=tenant_b, username="bob")
     gone = Tenant.objects.create(slug="gone", external_id="gone", name="Gone", status="deleted")
+    ann = User.objects.get(username="ann")  # global rows are read outside the tenant
     with tenant_context(gone):
-        Membership.objects.create(user=User.objects.get(username="ann"))
+        Membership.objects.create(user=ann)
     before = database_state()
     refused(*args, match=match)
     assert database_state() == before
