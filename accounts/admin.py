@@ -2,7 +2,9 @@
 users (platform console; a tenant admin sees their own tenant's members, read-only) and
 memberships (tenant console)."""
 
+from django import forms
 from django.contrib import admin
+from django.contrib.admin.options import LOOKUP_SEP
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group
 
@@ -10,6 +12,8 @@ from accounts.models import IdentityProvider, IdentityProviderTenant, Membership
 from accounts.services import membership_add
 from tenants.admin_site import (
     AuditedAdminMixin,
+    PlatformModelAdmin,
+    PlatformPermissions,
     TenantModelAdmin,
     is_platform_admin,
     is_tenant_admin,
@@ -18,34 +22,35 @@ from tenants.admin_site import (
 from tenants.context import current_tenant
 
 
-class PlatformAdminOnly:
-    """Providers decide who may enter which tenant: only platform admins see or change them."""
+class IdentityProviderForm(forms.ModelForm):
+    """The client secret is write-only: never rendered back, kept when left empty."""
 
-    def has_module_permission(self, request) -> bool:
-        return bool(request.user.is_active and request.user.is_superuser)
+    client_secret = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Stored encrypted. Leave empty to keep the current secret.",
+    )
 
-    def has_view_permission(self, request, obj=None) -> bool:
-        return self.has_module_permission(request)
+    class Meta:
+        model = IdentityProvider
+        fields = "__all__"
 
-    def has_add_permission(self, request, obj=None) -> bool:
-        return self.has_module_permission(request)
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return self.has_module_permission(request)
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return self.has_module_permission(request)
+    def clean_client_secret(self):
+        value = self.cleaned_data.get("client_secret") or ""
+        return value or (self.instance.client_secret if self.instance.pk else "")
 
 
-class IdentityProviderTenantInline(PlatformAdminOnly, admin.TabularInline):
+class IdentityProviderTenantInline(PlatformPermissions, admin.TabularInline):
     model = IdentityProviderTenant
     extra = 1
     verbose_name = "tenant this provider may assert"
     verbose_name_plural = "tenants this provider may assert"
 
 
+# Providers decide who may enter which tenant: platform admins only, every change audited.
 @admin.register(IdentityProvider)
-class IdentityProviderAdmin(PlatformAdminOnly, admin.ModelAdmin):
+class IdentityProviderAdmin(PlatformModelAdmin):
+    form = IdentityProviderForm
     list_display = ["name", "kind", "issuer", "audience", "enabled"]
     list_filter = ["kind", "enabled"]
     search_fields = ["name", "issuer"]
@@ -59,7 +64,7 @@ class IdentityProviderAdmin(PlatformAdminOnly, admin.ModelAdmin):
 
 
 @admin.register(IdentityProviderTenant)
-class IdentityProviderTenantAdmin(PlatformAdminOnly, admin.ModelAdmin):
+class IdentityProviderTenantAdmin(PlatformModelAdmin):
     list_display = ["provider", "tenant", "created_at"]
     list_filter = ["provider"]
 
@@ -117,6 +122,13 @@ class UserAdmin(AuditedAdminMixin, DjangoUserAdmin):
 
     def get_list_filter(self, request):
         return self.list_filter if is_platform_admin(request) else ["is_active"]
+
+    def lookup_allowed(self, lookup, value, request=None):
+        # A tenant admin filters only by what their list shows: a lookup on home_tenant,
+        # issuer or is_staff would tell them about a member's other tenants.
+        if is_platform_admin(request):
+            return super().lookup_allowed(lookup, value, request)
+        return lookup.split(LOOKUP_SEP)[0] in self.get_list_filter(request)
 
     def get_fieldsets(self, request, obj=None):
         if is_platform_admin(request):

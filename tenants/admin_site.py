@@ -224,7 +224,7 @@ class PlatformPermissions:
     def has_view_permission(self, request, obj=None) -> bool:
         return self._platform(request)
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request, obj=None) -> bool:  # obj: inlines pass the parent
         return self._platform(request)
 
     def has_change_permission(self, request, obj=None) -> bool:

@@ -88,6 +88,18 @@ def check_tenant_model(model: type[models.Model]) -> list[checks.CheckMessage]:
             )
     if not any(isinstance(c, RowLevelSecurity) for c in meta.constraints):
         errors.append(_error(model, "E008", f"{name} has no RowLevelSecurity policy."))
+    for manager in meta.managers:
+        # Any other manager is a way around the tenant filter (it would return what RLS
+        # admits, 0 rows, instead of failing closed).
+        if not isinstance(manager, TenantManager):
+            errors.append(
+                _error(
+                    model,
+                    "E009",
+                    f"{name}.{manager.name} is a {type(manager).__name__}, not a TenantManager.",
+                    "Give tenant models TenantManager subclasses only.",
+                )
+            )
     return errors
 
 

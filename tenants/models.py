@@ -7,7 +7,12 @@ from django.db.models.functions import Now
 
 from tenants.constraints import GlobalRowSecurity
 from tenants.context import no_tenant
-from tenants.scoping import TenantManager, install_tenant_keys
+from tenants.scoping import (
+    TenantManager,
+    check_row_of_current_tenant,
+    claim_row_for_current_tenant,
+    install_tenant_keys,
+)
 
 
 class Tenancy:
@@ -76,10 +81,12 @@ class TenantModel(models.Model):
         default_manager_name = "objects"
 
     def save(self, *args, **kwargs) -> None:
-        from tenants.scoping import claim_row_for_current_tenant
-
         claim_row_for_current_tenant(self)
         super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        check_row_of_current_tenant(self)
+        return super().delete(*args, **kwargs)
 
     def clean_fields(self, exclude=None):
         # A key to a global row (a user) is checked for existence in the global scope: under

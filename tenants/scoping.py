@@ -76,6 +76,17 @@ def claim_row_for_current_tenant(instance: models.Model) -> None:
         raise CrossTenantWrite(f"A {type(instance).__name__} cannot move to another tenant.")
 
 
+def check_row_of_current_tenant(instance: models.Model) -> None:
+    """Before an instance method writes (delete): the row is the current tenant's, or the block
+    is unscoped(); fails closed with no tenant, like the manager."""
+    tenant_id = _writing_tenant_id()
+    if tenant_id is not None and instance.tenant_id != tenant_id:
+        raise CrossTenantWrite(
+            f"Refusing to delete a {type(instance).__name__} of tenant {instance.tenant_id} "
+            f"while the current tenant is {tenant_id}."
+        )
+
+
 class TenantQuerySet(models.QuerySet):
     """A queryset whose writes take the tenant from the context and never change it."""
 

@@ -240,3 +240,32 @@ def test_platform_admins_manage_users_but_never_delete_them(client_platform, wor
     assert add.status_code == 302
     assert User.objects.filter(username="newbie").exists()
     assert events("admin.add")[0].details["model"] == "accounts.User"
+
+
+def test_identity_provider_changes_are_audited_and_the_secret_stays_hidden(client_platform):
+    from accounts.models import IdentityProvider
+
+    response = client_platform.post(
+        url(IdentityProvider, "add"),
+        {
+            "name": "Acme realm",
+            "kind": "keycloak",
+            "enabled": "on",
+            "issuer": "https://sso.example.com/realms/acme",
+            "audience": "api",
+            "tenant_claim": "tenant_id",
+            "roles_claim": "",
+            "admin_role": "",
+            "client_id": "web",
+            "client_secret": "hunter2-secret",
+            "tenant_bindings-TOTAL_FORMS": "0",
+            "tenant_bindings-INITIAL_FORMS": "0",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    provider = IdentityProvider.objects.get(name="Acme realm")
+    assert provider.client_secret == "hunter2-secret"
+    [added] = events("admin.add")
+    assert added.details["model"] == "accounts.IdentityProvider"
+    page = client_platform.get(url(IdentityProvider, "change", provider.pk)).content.decode()
+    assert "hunter2-secret" not in page

@@ -393,3 +393,18 @@ def test_a_plain_member_cannot_enter_but_the_admin_role_suffices(world, tenant_a
     client = Client()
     client.force_login(not_staff)
     assert client.get(url(Workflow, "changelist")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "home_tenant__id__exact=1",
+        "issuer__startswith=https",
+        "is_staff__exact=1",
+        "email__icontains=a",
+    ],
+)
+def test_a_tenant_admin_filters_users_only_by_what_the_list_shows(client_admin_a, world, query):
+    """THREATS 20: a filter on a hidden field would tell a tenant admin about other tenants."""
+    assert client_admin_a.get(f"/admin/accounts/user/?{query}").status_code == 400
+    assert client_admin_a.get("/admin/accounts/user/?is_active__exact=1").status_code == 200

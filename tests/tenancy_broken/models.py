@@ -34,3 +34,9 @@ class Tagged(TenantModel):
     """An automatic many-to-many table between tenant models (E007)."""
 
     peers = models.ManyToManyField(GloballyUnique)
+
+
+class ExtraManager(TenantModel):
+    """Keeps the tenant manager as default and base, and adds a plain one beside it (E009)."""
+
+    everything = models.Manager()
