@@ -33,7 +33,10 @@ class IdentityProviderForm(forms.ModelForm):
 
     class Meta:
         model = IdentityProvider
-        fields = "__all__"
+        fields = [
+            "name", "kind", "enabled", "issuer", "audience", "tenant_claim", "roles_claim",
+            "admin_role", "client_id", "client_secret",
+        ]  # fmt: skip
 
     def clean_client_secret(self):
         value = self.cleaned_data.get("client_secret") or ""
