@@ -8,7 +8,7 @@ from __future__ import annotations
 from accounts.models import Membership, User
 from accounts.principal import Principal, PrincipalRejected, enter_tenant
 from accounts.providers import ProviderPolicy
-from accounts.services import user_provision
+from accounts.services import user_first_sign_in, user_provision
 from accounts.tokens import VerifiedToken
 from tenants.context import tenant_context
 from tenants.models import Tenant
@@ -41,14 +41,17 @@ def admit(*, token: VerifiedToken, policy: ProviderPolicy, via: str) -> Principa
         return principal
     # A first sign-in (provision the user) or a non-member (403 from enter_tenant).
     user = User.objects.filter(issuer=token.issuer, subject=token.subject).first()
+    is_admin = policy.admin_role is not None and policy.admin_role in token.roles
     if user is None:
         user = user_provision(
             issuer=token.issuer,
             subject=token.subject,
             tenant=tenant,
             claims=token.claims,
-            is_admin=policy.admin_role is not None and policy.admin_role in token.roles,
+            is_admin=is_admin,
         )
+    elif user.awaiting_first_sign_in:
+        user_first_sign_in(user=user, tenant=tenant, is_admin=is_admin)
     return enter_tenant(user=user, tenant=tenant, via=via)
 
 

@@ -43,6 +43,11 @@ class User(AbstractUser):
         related_name="+",
         help_text="The tenant a local-password sign-in enters (demo users, tenant admins).",
     )
+    awaiting_first_sign_in = models.BooleanField(
+        default=False,
+        help_text="Created by an import before this person ever signed in: their first "
+        "sign-in provisions them into the tenant their token names, like a new account.",
+    )
 
     class Meta:
         constraints = [

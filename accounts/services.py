@@ -79,6 +79,25 @@ def user_provision(
     return user
 
 
+def user_first_sign_in(*, user: User, tenant: Tenant, is_admin: bool) -> None:
+    """The first sign-in of an account an import created: provisioned like a new account
+    (a membership in the token's tenant), so that an archive naming someone's identity cannot
+    lock them out of their own tenant. Afterwards, as for any account, memberships change only
+    through the admin and the CLI."""
+    role = Membership.Role.ADMIN if is_admin else Membership.Role.MEMBER
+    with transaction.atomic():
+        with tenant_context(tenant):
+            _, created = Membership.objects.get_or_create(user=user, defaults={"role": role})
+        User.objects.filter(pk=user.pk).update(awaiting_first_sign_in=False)
+        user.awaiting_first_sign_in = False
+        record_event(
+            action="user.first_sign_in",
+            actor=user.username,
+            tenant=tenant,
+            details={"role": role, "membership_created": created},
+        )
+
+
 def username_for(*, issuer: str, subject: str, claims: Mapping[str, Any], length: int = 10) -> str:
     """A readable, stable username: a name from the claims plus a digest of (issuer, subject).
 

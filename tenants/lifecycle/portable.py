@@ -169,6 +169,10 @@ class ImportRefs:
             home_tenant=self.tenant if profile["home"] else None,
         )
         user.set_unusable_password()
+        if profile["issuer"] and hasattr(user, "awaiting_first_sign_in"):
+            # The person never signed in here: their first sign-in provisions them into the
+            # tenant their token names, whatever this archive made them a member of.
+            user.awaiting_first_sign_in = True
         user.save()
         self.users_created += 1
         return user.pk

@@ -209,6 +209,8 @@ def test_import_into_an_empty_database_creates_missing_users(populated, tmp_path
     assert imported["users_created"] == 2
     olga = User.objects.get(issuer="https://idp.example/realms/alpha", subject="sub-olga")
     assert not olga.has_usable_password() and not olga.is_staff and not olga.is_superuser
+    # Her first sign-in decides her tenant, not the archive (issue 9.5).
+    assert olga.awaiting_first_sign_in is True
     assert User.objects.get(username="ann").home_tenant.slug == "alpha"
     assert (
         imported["tables"]["workflows.workflow"]["sha256"]

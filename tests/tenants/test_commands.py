@@ -294,6 +294,17 @@ def test_exec_runs_a_command_inside_the_tenant(populated):
     assert event.details == {"argv": ["dumpdata", "workflows.workflow"]}
 
 
+def test_exec_dumpdata_without_labels_dumps_only_the_tenants_rows(populated):
+    """THREATS 38: no users, password hashes, sessions, providers or audit rows, and none of
+    another tenant's rows."""
+    out, _ = tenants("exec", "alpha", "--", "dumpdata")
+    dumped = json.loads(out)
+    models = {row["model"] for row in dumped}
+    assert models <= {"accounts.membership", "workflows.workflow", "workflows.workflowrun"}
+    assert {row["fields"]["tenant"] for row in dumped} == {populated["a"].pk}
+    assert "pbkdf2" not in out and "password" not in out
+
+
 def test_a_tenant_data_command_without_a_tenant_fails_closed(populated):
     with pytest.raises(CommandError, match="No tenant is set"):
         call_command("dumpdata", "workflows.workflow", stdout=io.StringIO())
@@ -308,6 +319,10 @@ def test_a_tenant_data_command_without_a_tenant_fails_closed(populated):
         ("active", ["flush", "--no-input"], "whole database"),
         ("active", ["tenants", "list"], "whole database"),
         ("active", [], "Name the command"),
+        ("active", ["dumpdata", "accounts.user"], "tenant models only"),
+        ("active", ["dumpdata", "sessions"], "no tenant models"),
+        ("active", ["dumpdata", "--database", "owner"], "own database"),
+        ("active", ["shell", "-c", "print(1)"], "not declared safe"),
     ],
 )
 def test_exec_refuses_and_writes_nothing(populated, status, argv, match):
