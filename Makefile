@@ -8,7 +8,7 @@ MANAGE := $(BIN)/python manage.py
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 FULL ?=
 
-.PHONY: run test lint db demo bench idp db-stop clean help
+.PHONY: run test tools lint db demo bench db-stop clean help
 
 help:
 	@echo "make run    - set up everything, load the demo, serve http://127.0.0.1:$(PORT)"
@@ -39,16 +39,16 @@ run: demo
 	@echo "serving on http://127.0.0.1:$(PORT)  (Ctrl-C stops; the database keeps running)"
 	DEV_ISSUER_ENABLED=true PORT=$(PORT) $(MANAGE) runserver 127.0.0.1:$(PORT)
 
-idp:
-	@if command -v npm >/dev/null && [ -f tests/idp/package-lock.json ]; then \
-	  [ -d tests/idp/node_modules ] || (cd tests/idp && npm ci --no-audit --no-fund --silent); fi
+# Debian's chromium, pgbouncer and wrk, and tests/idp's npm packages (README "Running the tests").
+tools:
+	@scripts/setup-test-tools
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/hadolint Dockerfile
 
-test: $(STAMP) .env idp lint
+test: tools $(STAMP) .env lint
 	$(MANAGE) tenants setup
 	$(MANAGE) makemigrations --check --dry-run
 	$(MANAGE) check --fail-level WARNING
