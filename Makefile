@@ -8,7 +8,7 @@ MANAGE := $(BIN)/python manage.py
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 FULL ?=
 
-.PHONY: run test tools lint db demo bench db-stop clean help
+.PHONY: run test tools lint db demo bench db-stop clean help lock
 
 help:
 	@echo "make run    - set up everything, load the demo, serve http://127.0.0.1:$(PORT)"
@@ -56,6 +56,12 @@ test: tools $(STAMP) .env lint
 
 bench: $(STAMP) .env db
 	$(BIN)/python -m bench $(if $(FULL),--full,)
+
+# The image installs exactly these versions (README "Deployment"): refresh after changing the
+# dependencies in pyproject.toml, and commit the result.
+lock: $(STAMP)
+	$(BIN)/uv pip compile pyproject.toml --quiet --universal --python-version 3.11 \
+	  --generate-hashes --output-file requirements.lock
 
 db-stop:
 	@if [ -f .pgdata/postmaster.pid ]; then \
