@@ -35,7 +35,9 @@ db: $(STAMP) .env
 demo: db
 	$(MANAGE) demo
 
+# .run/port: `manage.py tenants token` in another shell reads it (the issuer names the port).
 run: demo
+	@mkdir -p .run && echo $(PORT) > .run/port
 	@echo "serving on http://127.0.0.1:$(PORT)  (Ctrl-C stops; the database keeps running)"
 	DEV_ISSUER_ENABLED=true PORT=$(PORT) $(MANAGE) runserver 127.0.0.1:$(PORT)
 

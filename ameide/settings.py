@@ -7,7 +7,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from accounts.conf import check_issuer_url, claim_defaults
+from accounts.conf import check_issuer_url, claim_defaults, development_port
 from ameide.database import BREAKGLASS_ROLE_DEFAULT, RUNTIME_ROLE_DEFAULT, database_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -196,9 +196,12 @@ if OIDC_ISSUER and OIDC_RP_CLIENT_ID:
 DEV_ISSUER_ENABLED = env.bool("DEV_ISSUER_ENABLED", default=False)
 if DEV_ISSUER_ENABLED and not DEBUG:
     raise ImproperlyConfigured("DEV_ISSUER_ENABLED=true is refused with DEBUG off.")
-DEV_ISSUER_URL = env.str(
-    "DEV_ISSUER_URL", default=f"http://127.0.0.1:{env.int('PORT', default=8000)}/dev-issuer"
-)
+# State of `make run` (its port, see DEV_ISSUER_URL); the directory is git-ignored.
+RUN_DIR = env.path("AMEIDE_RUN_DIR", default=BASE_DIR / ".run")
+# The port comes from PORT, else from the file `make run` writes: a `tenants token` in another
+# shell then names the issuer the running server trusts.
+_dev_port = development_port(port=env.int("PORT", default=0), run_dir=Path(RUN_DIR))
+DEV_ISSUER_URL = env.str("DEV_ISSUER_URL", default=f"http://127.0.0.1:{_dev_port}/dev-issuer")
 DEV_ISSUER_KEY_DIR = BASE_DIR / ".devissuer"
 if DEV_ISSUER_ENABLED:
     try:
