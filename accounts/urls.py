@@ -1,12 +1,14 @@
-"""Routes of sign-in: login page, logout, the OIDC code flow and the development issuer."""
+"""Routes of sign-in: login page, landing page, logout, the OIDC code flow, the dev issuer."""
 
 from django.contrib.auth.views import LogoutView
 from django.urls import include, path
 
 from accounts.dev_issuer import discovery_view, jwks_view
 from accounts.oidc import SignInView
+from accounts.views import home
 
 urlpatterns = [
+    path("", home, name="home"),
     path("accounts/login/", SignInView.as_view(), name="login"),
     path("accounts/logout/", LogoutView.as_view(), name="logout"),
     # authenticate/, callback/, logout/ (views chosen by OIDC_*_CLASS; 404 unless configured)

@@ -186,7 +186,7 @@ OIDC_AUTHENTICATE_CLASS = "accounts.oidc.AuthenticateView"
 OIDC_CALLBACK_CLASS = "accounts.oidc.CallbackView"
 OIDC_OP_LOGOUT_URL_METHOD = "accounts.oidc.provider_logout_url"
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "/api/"
+LOGIN_REDIRECT_URL = "home"  # accounts.views.home: works for every signed-in user
 LOGIN_REDIRECT_URL_FAILURE = "/accounts/login/?failed=1"
 LOGOUT_REDIRECT_URL = "login"
 AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
