@@ -133,17 +133,30 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
+LOG_LEVEL = env.str("LOG_LEVEL", default="WARNING")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"tenant": {"()": "tenants.logging.TenantLogFilter"}},
+    "filters": {
+        "tenant": {"()": "tenants.logging.TenantLogFilter"},
+        "client_errors": {"()": "ameide.log_filters.ClientErrorWithoutTraceback"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s tenant=%(tenant)s %(message)s"}
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "filters": ["tenant"], "formatter": "plain"}
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["tenant", "client_errors"],
+            "formatter": "plain",
+        }
     },
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="WARNING")},
+    "loggers": {
+        # Without this, Django's own console handler (DEBUG only) prints each of its lines a
+        # second time beside ours: one handler, the root's, with the tenant on every line.
+        "django": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }
 
 # --- Sign-in (OIDC): README "Sign-in (OIDC)"; claim defaults per provider in accounts/conf.py.
