@@ -14,6 +14,7 @@ help:
 	@echo "make run    - set up everything, load the demo, serve http://127.0.0.1:$(PORT)"
 	@echo "make test   - lint, migration and system checks, the whole pytest suite"
 	@echo "make bench  - benchmarks (FULL=1 for the large dataset)"
+	@echo "make lock   - refresh requirements.lock (the image's pinned dependencies)"
 	@echo "make db-stop - stop the embedded PostgreSQL"
 
 $(STAMP): pyproject.toml
@@ -41,7 +42,7 @@ run: demo
 	@echo "serving on http://127.0.0.1:$(PORT)  (Ctrl-C stops; the database keeps running)"
 	DEV_ISSUER_ENABLED=true PORT=$(PORT) $(MANAGE) runserver 127.0.0.1:$(PORT)
 
-# Debian's chromium, pgbouncer and wrk, and tests/idp's npm packages (README "Running the tests").
+# Debian's chromium, pgbouncer and wrk, and tests/idp's npm packages (docs/development.md).
 tools:
 	@scripts/setup-test-tools
 
@@ -59,7 +60,7 @@ test: tools $(STAMP) .env lint
 bench: $(STAMP) .env db
 	$(BIN)/python -m bench $(if $(FULL),--full,)
 
-# The image installs exactly these versions (README "Deployment"): refresh after changing the
+# The image installs exactly these versions (docs/deployment.md): refresh after changing the
 # dependencies in pyproject.toml, and commit the result.
 lock: $(STAMP)
 	$(BIN)/uv pip compile pyproject.toml --quiet --universal --python-version 3.11 \

@@ -28,7 +28,7 @@ USE_X_FORWARDED_HOST = env.bool("USE_X_FORWARDED_HOST", default=False)
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=False)
 
 INSTALLED_APPS = [
-    # Django's admin with the tenancy-aware default site (README "The admin console").
+    # Django's admin with the tenancy-aware default site (docs/admin.md).
     "tenants.admin_apps.TenantAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -159,7 +159,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }
 
-# --- Sign-in (OIDC): README "Sign-in (OIDC)"; claim defaults per provider in accounts/conf.py.
+# --- Sign-in (OIDC): docs/sign-in.md; claim defaults per provider in accounts/conf.py.
 # The platform-wide provider; more providers (each bound to its tenants) live in the database.
 OIDC_PROVIDER = env.str("OIDC_PROVIDER", default="generic")
 OIDC_ISSUER = env.str("OIDC_ISSUER", default="")
@@ -205,7 +205,7 @@ LOGOUT_REDIRECT_URL = "login"
 AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
 if OIDC_ISSUER and OIDC_RP_CLIENT_ID:
     AUTHENTICATION_BACKENDS.append("accounts.oidc.TenantOIDCBackend")
-# The development issuer (README "Development issuer"): never with DEBUG off.
+# The development issuer (docs/sign-in.md): never with DEBUG off.
 DEV_ISSUER_ENABLED = env.bool("DEV_ISSUER_ENABLED", default=False)
 if DEV_ISSUER_ENABLED and not DEBUG:
     raise ImproperlyConfigured("DEV_ISSUER_ENABLED=true is refused with DEBUG off.")
