@@ -155,6 +155,9 @@ LOGGING = {
         # Without this, Django's own console handler (DEBUG only) prints each of its lines a
         # second time beside ours: one handler, the root's, with the tenant on every line.
         "django": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
+        # runserver's request lines (`make run`), at INFO whatever LOG_LEVEL says, as Django
+        # prints them by default (configuring "django" above resets its children).
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }

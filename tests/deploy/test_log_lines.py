@@ -59,10 +59,15 @@ def test_a_server_error_keeps_its_traceback(log_output):
     assert "Traceback" in log_output.getvalue() and "RuntimeError: boom" in log_output.getvalue()
 
 
-def test_in_development_a_line_reaches_one_handler(settings):
+@pytest.mark.parametrize(
+    "name,level", [("django.request", logging.WARNING), ("django.server", logging.INFO)]
+)
+def test_in_development_a_line_reaches_one_handler(settings, name, level):
     settings.DEBUG = True  # Django's own console handler prints only with DEBUG on
-    record = logging.LogRecord("django.request", logging.WARNING, __file__, 1, "x", None, None)
-    handlers, logger = [], logging.getLogger("django.request")
+    record = logging.LogRecord(name, level, __file__, 1, "x", None, None)
+    logger = logging.getLogger(name)
+    assert logger.isEnabledFor(level)  # runserver's request lines are not lost either
+    handlers = []
     while logger is not None:
         handlers += [h for h in logger.handlers if h.filter(record)]
         logger = logger.parent if logger.propagate else None
