@@ -47,7 +47,11 @@ def test_setup_test_tools_names_what_to_install_in_one_line_when_it_cannot(tmp_p
 
 def test_make_test_and_ci_run_the_same_tools_script():
     recipe = subprocess.run(
-        ["make", "-n", "test"], cwd=ROOT, capture_output=True, text=True, check=True
+        ["make", "--no-print-directory", "-n", "test"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     ci = (ROOT / ".ci" / "run").read_text()
 
