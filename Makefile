@@ -8,12 +8,13 @@ MANAGE := $(BIN)/python manage.py
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 FULL ?=
 
-.PHONY: run test lint db demo bench idp db-stop clean help
+.PHONY: run test tools lint db demo bench db-stop clean help lock
 
 help:
 	@echo "make run    - set up everything, load the demo, serve http://127.0.0.1:$(PORT)"
 	@echo "make test   - lint, migration and system checks, the whole pytest suite"
 	@echo "make bench  - benchmarks (FULL=1 for the large dataset)"
+	@echo "make lock   - refresh requirements.lock (the image's pinned dependencies)"
 	@echo "make db-stop - stop the embedded PostgreSQL"
 
 $(STAMP): pyproject.toml
@@ -35,20 +36,22 @@ db: $(STAMP) .env
 demo: db
 	$(MANAGE) demo
 
+# .run/port: `manage.py tenants token` in another shell reads it (the issuer names the port).
 run: demo
+	@mkdir -p .run && echo $(PORT) > .run/port
 	@echo "serving on http://127.0.0.1:$(PORT)  (Ctrl-C stops; the database keeps running)"
 	DEV_ISSUER_ENABLED=true PORT=$(PORT) $(MANAGE) runserver 127.0.0.1:$(PORT)
 
-idp:
-	@if command -v npm >/dev/null && [ -f tests/idp/package-lock.json ]; then \
-	  [ -d tests/idp/node_modules ] || (cd tests/idp && npm ci --no-audit --no-fund --silent); fi
+# Debian's chromium, pgbouncer and wrk, and tests/idp's npm packages (docs/development.md).
+tools:
+	@scripts/setup-test-tools
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/hadolint Dockerfile
 
-test: $(STAMP) .env idp lint
+test: tools $(STAMP) .env lint
 	$(MANAGE) tenants setup
 	$(MANAGE) makemigrations --check --dry-run
 	$(MANAGE) check --fail-level WARNING
@@ -56,6 +59,12 @@ test: $(STAMP) .env idp lint
 
 bench: $(STAMP) .env db
 	$(BIN)/python -m bench $(if $(FULL),--full,)
+
+# The image installs exactly these versions (docs/deployment.md): refresh after changing the
+# dependencies in pyproject.toml, and commit the result.
+lock: $(STAMP)
+	$(BIN)/uv pip compile pyproject.toml --quiet --universal --python-version 3.11 \
+	  --generate-hashes --output-file requirements.lock
 
 db-stop:
 	@if [ -f .pgdata/postmaster.pid ]; then \

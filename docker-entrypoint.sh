@@ -1,12 +1,15 @@
 #!/bin/sh
-# Container entry: `serve` (gunicorn) or `migrate` (as the owner role), or any manage.py command.
+# Container entry: `serve` (gunicorn), `migrate` (as the owner role), or any manage.py command.
+# `migrate` creates or alters the runtime and break-glass roles (`tenants setup`) only with
+# AMEIDE_SETUP_ROLES=true: on a managed PostgreSQL they are created by hand (docs/deployment.md).
 set -e
 case "$1" in
   serve)
-    exec gunicorn ameide.wsgi --bind 0.0.0.0:8000 -k gthread --threads "${GUNICORN_THREADS:-8}" \
-      --workers "${GUNICORN_WORKERS:-2}" --access-logfile - ;;
+    exec gunicorn --config /app/deploy/gunicorn.conf.py ameide.wsgi ;;
   migrate)
-    python manage.py tenants setup
+    if [ "${AMEIDE_SETUP_ROLES:-false}" = "true" ]; then
+      python manage.py tenants setup
+    fi
     exec python manage.py migrate --no-input ;;
   *)
     exec python manage.py "$@" ;;

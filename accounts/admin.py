@@ -72,7 +72,7 @@ class IdentityProviderTenantAdmin(PlatformModelAdmin):
     list_filter = ["provider"]
 
 
-# --- Users and memberships (README "The admin console") --------------------------------------
+# --- Users and memberships (docs/admin.md) --------------------------------------
 
 # Permissions here come from roles (tenants.admin_site), never from groups.
 admin.site.unregister(Group)

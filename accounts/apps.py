@@ -8,7 +8,11 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts"
 
     def ready(self) -> None:
-        from accounts import bearer, providers
+        from accounts import (
+            bearer,
+            providers,
+            schema,  # noqa: F401  (registers the OpenAPI security extension)
+        )
 
         providers.connect_signals()
         bearer.connect_signals()

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import threading
 
+import jwt
 from django.conf import settings
 from django.core.signals import setting_changed
 
 from accounts.admission import admit
 from accounts.models import User
 from accounts.principal import Principal, PrincipalRejected
-from accounts.providers import policy_for
+from accounts.providers import policy_for, trusted_issuers
 from accounts.tokens import (
     InvalidToken,
     IssuerConfig,
@@ -24,8 +25,9 @@ from accounts.tokens import (
 class TokenRejected(PrincipalRejected):
     """A 401: the token cannot be trusted. Carries the RFC 6750 challenge for the response."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(status=401, code="invalid_token", detail=f"Invalid token: {reason}.")
+    def __init__(self, reason: str, *, hint: str = "") -> None:
+        detail = f"Invalid token: {reason}." + (f" {hint}" if hint else "")
+        super().__init__(status=401, code="invalid_token", detail=detail)
         # Reasons are fixed strings of accounts.tokens; quotes are dropped all the same so no
         # value can ever break out of the quoted-string.
         description = reason.replace('"', "").replace("\\", "")
@@ -74,11 +76,26 @@ def verify(token: str) -> VerifiedToken:
     try:
         return token_verifier().verify(token)
     except InvalidToken as exc:
-        raise TokenRejected(exc.reason) from None
+        hint = _issuer_hint(token) if exc.reason == "unknown issuer" else ""
+        raise TokenRejected(exc.reason, hint=hint) from None
     except TenantClaimError as exc:
         raise PrincipalRejected(
             status=403, code="tenant_claim_invalid", detail=f"Tenant claim refused: {exc.reason}."
         ) from None
+
+
+def _issuer_hint(token: str) -> str:
+    """With DEBUG on, which issuer the token names and which this server trusts (a token of
+    the development issuer minted for another port is the usual case). Never in production:
+    the allow-list is nobody else's business there."""
+    if not settings.DEBUG:
+        return ""
+    try:
+        issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
+    except jwt.PyJWTError:
+        issuer = None
+    trusted = ", ".join(trusted_issuers()) or "none"
+    return f"The token's issuer is {issuer!r}; this server trusts: {trusted}."
 
 
 def bearer_principal(*, token: str, session_user: User | None = None) -> Principal:

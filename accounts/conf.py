@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import ipaddress
 import urllib.parse
+from pathlib import Path
 
 PROVIDER_KINDS = ("generic", "keycloak", "auth0")
 DEFAULT_TENANT_CLAIM = "tenant_id"
 DEFAULT_ADMIN_ROLE = "tenant-admin"
 KEYCLOAK_ROLES_CLAIM = "realm_access.roles"
 AUTH0_ORGANIZATION_CLAIM = "org_id"
+DEFAULT_DEV_PORT = 8000
+# `make run` writes the port it serves on here (in the run directory), so that
+# `manage.py tenants token` in another shell names the issuer of that server.
+DEV_PORT_FILE = "port"
 
 
 class InsecureIssuer(ValueError):
@@ -80,3 +85,14 @@ def claim_defaults(*, provider: str, namespace: str = "", organizations: bool = 
             "admin_role": DEFAULT_ADMIN_ROLE,
         }
     return {"tenant_claim": DEFAULT_TENANT_CLAIM, "roles_claim": "", "admin_role": ""}
+
+
+def development_port(*, port: int | None, run_dir: Path) -> int:
+    """The port of the development server: PORT if set, else the one `make run` recorded."""
+    if port:
+        return port
+    try:
+        recorded = int((run_dir / DEV_PORT_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return DEFAULT_DEV_PORT
+    return recorded if 0 < recorded < 65536 else DEFAULT_DEV_PORT

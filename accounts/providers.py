@@ -111,6 +111,10 @@ class ProviderRegistry:
             return policy
         return self._stored_policies().get(issuer)
 
+    def issuers(self) -> list[str]:
+        """Every issuer trusted now, settings-based and stored."""
+        return sorted({*self._static_policies(), *self._stored_policies()})
+
     def invalidate(self) -> None:
         """Forget the database providers; the next lookup reads them again."""
         self._generation += 1
@@ -179,6 +183,10 @@ registry = ProviderRegistry()
 
 def policy_for(issuer: str) -> ProviderPolicy | None:
     return registry.policy_for(issuer)
+
+
+def trusted_issuers() -> list[str]:
+    return registry.issuers()
 
 
 def _providers_changed(**_kwargs) -> None:

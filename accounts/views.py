@@ -1,4 +1,5 @@
-"""Choosing the tenant of a browser session: a member of several tenants switches between them."""
+"""Browser pages of an account: the landing page after sign-in, and choosing the session's
+tenant (a member of several tenants switches between them)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import BACKEND_SESSION_KEY
 from django.contrib.auth.mixins import LoginRequiredMixin
+from django.contrib.auth.views import redirect_to_login
 from django.core.validators import RegexValidator
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render, resolve_url
@@ -77,3 +79,16 @@ class TenantSwitchView(LoginRequiredMixin, View):
         ):
             return candidate
         return resolve_url(settings.LOGIN_REDIRECT_URL)
+
+
+def home(request):
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    # Set by the tenant middleware: None for a platform admin or an account without a tenant.
+    principal = getattr(request, "principal", None)
+    context = {
+        "principal": principal,
+        "enters_admin": request.user.is_staff
+        and (request.user.is_superuser or (principal is not None and principal.is_tenant_admin)),
+    }
+    return render(request, "home.html", context)

@@ -7,7 +7,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from accounts.conf import check_issuer_url, claim_defaults
+from accounts.conf import check_issuer_url, claim_defaults, development_port
 from ameide.database import BREAKGLASS_ROLE_DEFAULT, RUNTIME_ROLE_DEFAULT, database_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -19,8 +19,16 @@ DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 
+# Behind a TLS-terminating proxy (docs/deployment.md). Each header is trusted only when asked
+# for: a client reaching the app directly could send it too.
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+if env.bool("TRUST_X_FORWARDED_PROTO", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+USE_X_FORWARDED_HOST = env.bool("USE_X_FORWARDED_HOST", default=False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=False)
+
 INSTALLED_APPS = [
-    # Django's admin with the tenancy-aware default site (README "The admin console").
+    # Django's admin with the tenancy-aware default site (docs/admin.md).
     "tenants.admin_apps.TenantAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -29,6 +37,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served from our static files, no CDN
     "tenants",
     "accounts",
     "workflows",
@@ -36,6 +45,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files under gunicorn, before any session or tenant work (docs/deployment.md).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "ameide.health.HealthMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -103,7 +114,10 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / ".run" / "static"
+# Where `collectstatic` writes (the image sets it). Unset: WhiteNoise serves the apps' own
+# static folders, so a checkout under gunicorn has the admin's styling without a build step.
+STATIC_ROOT = env.str("STATIC_ROOT", default="") or None
+WHITENOISE_USE_FINDERS = STATIC_ROOT is None
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.TenantPrincipalAuthentication"],
@@ -124,22 +138,42 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Tenant-scoped workflows. The tenant comes from the caller's token.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from drf-spectacular-sidecar's static files: /api/docs/ works offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
+LOG_LEVEL = env.str("LOG_LEVEL", default="WARNING")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"tenant": {"()": "tenants.logging.TenantLogFilter"}},
+    "filters": {
+        "tenant": {"()": "tenants.logging.TenantLogFilter"},
+        "client_errors": {"()": "ameide.log_filters.ClientErrorWithoutTraceback"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s tenant=%(tenant)s %(message)s"}
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "filters": ["tenant"], "formatter": "plain"}
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["tenant", "client_errors"],
+            "formatter": "plain",
+        }
     },
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="WARNING")},
+    "loggers": {
+        # Without this, Django's own console handler (DEBUG only) prints each of its lines a
+        # second time beside ours: one handler, the root's, with the tenant on every line.
+        "django": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
+        # runserver's request lines (`make run`), at INFO whatever LOG_LEVEL says, as Django
+        # prints them by default (configuring "django" above resets its children).
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }
 
-# --- Sign-in (OIDC): README "Sign-in (OIDC)"; claim defaults per provider in accounts/conf.py.
+# --- Sign-in (OIDC): docs/sign-in.md; claim defaults per provider in accounts/conf.py.
 # The platform-wide provider; more providers (each bound to its tenants) live in the database.
 OIDC_PROVIDER = env.str("OIDC_PROVIDER", default="generic")
 OIDC_ISSUER = env.str("OIDC_ISSUER", default="")
@@ -179,19 +213,22 @@ OIDC_AUTHENTICATE_CLASS = "accounts.oidc.AuthenticateView"
 OIDC_CALLBACK_CLASS = "accounts.oidc.CallbackView"
 OIDC_OP_LOGOUT_URL_METHOD = "accounts.oidc.provider_logout_url"
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "/api/"
+LOGIN_REDIRECT_URL = "home"  # accounts.views.home: works for every signed-in user
 LOGIN_REDIRECT_URL_FAILURE = "/accounts/login/?failed=1"
 LOGOUT_REDIRECT_URL = "login"
 AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
 if OIDC_ISSUER and OIDC_RP_CLIENT_ID:
     AUTHENTICATION_BACKENDS.append("accounts.oidc.TenantOIDCBackend")
-# The development issuer (README "Development issuer"): never with DEBUG off.
+# The development issuer (docs/sign-in.md): never with DEBUG off.
 DEV_ISSUER_ENABLED = env.bool("DEV_ISSUER_ENABLED", default=False)
 if DEV_ISSUER_ENABLED and not DEBUG:
     raise ImproperlyConfigured("DEV_ISSUER_ENABLED=true is refused with DEBUG off.")
-DEV_ISSUER_URL = env.str(
-    "DEV_ISSUER_URL", default=f"http://127.0.0.1:{env.int('PORT', default=8000)}/dev-issuer"
-)
+# State of `make run` (its port, see DEV_ISSUER_URL); the directory is git-ignored.
+RUN_DIR = env.path("AMEIDE_RUN_DIR", default=BASE_DIR / ".run")
+# The port comes from PORT, else from the file `make run` writes: a `tenants token` in another
+# shell then names the issuer the running server trusts.
+_dev_port = development_port(port=env.int("PORT", default=0), run_dir=Path(RUN_DIR))
+DEV_ISSUER_URL = env.str("DEV_ISSUER_URL", default=f"http://127.0.0.1:{_dev_port}/dev-issuer")
 DEV_ISSUER_KEY_DIR = BASE_DIR / ".devissuer"
 if DEV_ISSUER_ENABLED:
     try:

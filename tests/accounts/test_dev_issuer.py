@@ -4,8 +4,12 @@ its tokens going through the same verification path as any provider's (over HTTP
 from __future__ import annotations
 
 import io
+import os
 import stat
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import jwt
 import pytest
@@ -14,9 +18,12 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from accounts import bearer
+from accounts.conf import development_port
 from accounts.dev_issuer import KEY_FILE, public_jwk, signing_key
 from accounts.models import Membership, User
 from tenants.context import tenant_context
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -146,3 +153,78 @@ def test_token_then_api_call_against_a_live_server(dev_issuer, live_server, tena
     dora = User.objects.get(issuer=dev_issuer.DEV_ISSUER_URL, subject="dora")
     with tenant_context(tenant_a):
         assert Membership.objects.get(user=dora).role == Membership.Role.ADMIN
+
+
+def dev_issuer_url_of_a_new_process(run_dir, **env: str) -> str:
+    """DEV_ISSUER_URL as `manage.py` in another shell computes it (issue 10.4)."""
+    environment = {
+        k: v for k, v in os.environ.items() if k not in ("PORT", "DEV_ISSUER_URL", "DEBUG")
+    }
+    environment.update(
+        AMEIDE_RUN_DIR=str(run_dir),
+        DATABASE_URL="postgres://nobody@127.0.0.1:1/none",  # settings only; nothing connects
+        SECRET_KEY="test",
+        **env,
+    )
+    code = "import django; django.setup(); from django.conf import settings; "
+    code += "print(settings.DEV_ISSUER_URL)"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**environment, "DJANGO_SETTINGS_MODULE": "ameide.settings"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout.strip()
+
+
+def test_the_token_command_names_the_port_make_run_serves_on(tmp_path):
+    assert dev_issuer_url_of_a_new_process(tmp_path) == "http://127.0.0.1:8000/dev-issuer"
+    (tmp_path / "port").write_text("18811\n")  # what `make run PORT=18811` writes
+
+    assert dev_issuer_url_of_a_new_process(tmp_path) == "http://127.0.0.1:18811/dev-issuer"
+    assert dev_issuer_url_of_a_new_process(tmp_path, PORT="9000").endswith(":9000/dev-issuer")
+
+
+@pytest.mark.parametrize("recorded", ["", "nonsense", "0", "70000"])
+def test_an_unusable_recorded_port_means_the_default(tmp_path, recorded):
+    (tmp_path / "port").write_text(recorded)
+
+    assert development_port(port=None, run_dir=tmp_path) == 8000
+
+
+def test_make_run_records_its_port():
+    recipe = subprocess.run(
+        ["make", "-n", "run", "PORT=18811"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+
+    assert "echo 18811 > .run/port" in recipe
+
+
+@pytest.mark.django_db
+def test_unknown_issuer_names_the_expected_issuer_with_debug_on(dev_issuer, tenant_a, client):
+    dev_issuer.DEV_ISSUER_URL = "http://127.0.0.1:18811/dev-issuer"
+    token = mint("alpha", "--user", "dora")
+    dev_issuer.DEV_ISSUER_URL = "http://127.0.0.1:8000/dev-issuer"  # the server's
+
+    response = client.get("/api/me/", HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    assert response.status_code == 401
+    detail = response.json()["detail"]
+    assert detail.startswith("Invalid token: unknown issuer.")
+    assert "'http://127.0.0.1:18811/dev-issuer'" in detail
+    assert "this server trusts: http://127.0.0.1:8000/dev-issuer" in detail
+    assert response["WWW-Authenticate"].endswith('error_description="unknown issuer"')
+
+
+@pytest.mark.django_db
+def test_unknown_issuer_names_nothing_with_debug_off(dev_issuer, tenant_a, client):
+    token = mint("alpha", "--user", "dora")
+    dev_issuer.DEV_ISSUER_ENABLED = False
+    dev_issuer.DEBUG = False
+
+    response = client.get("/api/me/", HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    assert response.status_code == 401
+    assert response.json()["detail"] == "Invalid token: unknown issuer."

@@ -9,6 +9,7 @@ API runs an event loop in this thread, inside which Django refuses ORM calls.
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import pytest
@@ -83,6 +84,13 @@ def two_tenants():
 
 
 def launch(playwright):
+    if not os.access(CHROMIUM, os.X_OK):
+        # One line instead of Playwright's error: what is missing and how to get it.
+        pytest.fail(
+            f"{CHROMIUM} is missing: run scripts/setup-test-tools as root "
+            "(or apt-get install -y chromium)",
+            pytrace=False,
+        )
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
 
 
