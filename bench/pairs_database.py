@@ -190,12 +190,10 @@ def per_request_context(*, dataset: Dataset, plan: Plan) -> list[Row]:
     Ours: what a request pays, through the tenancy backend as the runtime role (BEGIN, the
     tenant setting with the scoped query, COMMIT). Baseline: the same read with Django's stock
     backend and manager as the owner, in autocommit, without a tenant (one round trip).
-    Another side measures a prototype that is not in the core: BEGIN sent in the first
-    statement's message (bench.onetrip).
     """
     tenant_id, _ = dataset.tenant_at_rank(SERVED_RANK)
     pks = itertools.cycle(_pks(alias="owner", tenant_id=tenant_id))
-    tenants = {alias: _tenant(alias, tenant_id) for alias in ("default", "onetrip")}
+    tenants = {"default": _tenant("default", tenant_id)}
     plain = _plain_manager("plain")
 
     def request_like(alias: str, manager) -> Callable[[], object]:
@@ -219,7 +217,6 @@ def per_request_context(*, dataset: Dataset, plan: Plan) -> list[Row]:
     sides = {
         "ours": request_like("default", Workflow.objects.db_manager("default")),
         "plain": autocommit_read,
-        "onetrip": request_like("onetrip", Workflow.objects.db_manager("onetrip")),
         "autocommit_tenant": autocommit_in_tenant,
     }
     count = calibrate(sides["ours"], seconds=plan.batch_seconds)
@@ -228,7 +225,6 @@ def per_request_context(*, dataset: Dataset, plan: Plan) -> list[Row]:
     )
     round_trips = {
         "context": _round_trips(sides["ours"], alias="default"),
-        "one-trip": _round_trips(sides["onetrip"], alias="onetrip"),
         "autocommit": _round_trips(autocommit_read, alias="plain"),
         "tenant in autocommit": _round_trips(autocommit_in_tenant, alias="default"),
     }
@@ -245,16 +241,6 @@ def per_request_context(*, dataset: Dataset, plan: Plan) -> list[Row]:
             target=Target(high=1.25),
             note=f"round trips per call: {trips}",
             extra={"round_trips": round_trips, "calls_per_batch": count},
-        ),
-        Row(
-            pair="3b",
-            title="prototype, not in the core: BEGIN in the first statement's message",
-            ours_label="one-trip",
-            base_label="autocommit",
-            unit="us",
-            ours=samples["onetrip"],
-            base=samples["plain"],
-            target=Target(high=1.25),
         ),
         Row(
             pair="3d",

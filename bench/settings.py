@@ -2,15 +2,16 @@
 
 - `runtime_1k` / `owner_1k`: the same roles on the 1,000-tenant dataset (pair 4);
 - `plain`: the owner on Django's stock PostgreSQL backend, no tenancy at all (pair 3);
-- `onetrip`: the runtime role on a prototype backend that sends BEGIN and the tenant setting
-  in one round trip (bench.onetrip; an idea for the core, measured, not used by the app).
+- `owner`: the owner role (a benchmark builds its datasets; runtime processes never have it).
 """
 
 import os
 
+from ameide.database import owner_settings
 from ameide.settings import *  # noqa: F403
-from ameide.settings import DATABASES
+from ameide.settings import DATABASES, env
 
+DATABASES["owner"] = owner_settings(env)
 _SMALL_DB = os.environ["AMEIDE_BENCH_DB_SMALL"]
 
 DATABASES["runtime_1k"] = {**DATABASES["default"], "NAME": _SMALL_DB}
@@ -20,4 +21,3 @@ DATABASES["plain"] = {
     "ENGINE": "django.db.backends.postgresql",
     "TEST": {},
 }
-DATABASES["onetrip"] = {**DATABASES["default"], "ENGINE": "bench.onetrip"}

@@ -17,11 +17,12 @@ from django.core.exceptions import ImproperlyConfigured
 if os.environ.get("AMEIDE_BENCH_TENANCY_OFF") != "1":
     raise ImproperlyConfigured("bench.settings_off is for `python -m bench` only.")
 
+from ameide.database import owner_settings  # noqa: E402
 from ameide.settings import *  # noqa: E402, F403
-from ameide.settings import DATABASES, MIDDLEWARE, REST_FRAMEWORK  # noqa: E402
+from ameide.settings import DATABASES, MIDDLEWARE, REST_FRAMEWORK, env  # noqa: E402
 
 _owner = {
-    **DATABASES["owner"],
+    **owner_settings(env),
     "ENGINE": "django.db.backends.postgresql",
     "CONN_MAX_AGE": DATABASES["default"]["CONN_MAX_AGE"],
     "CONN_HEALTH_CHECKS": DATABASES["default"]["CONN_HEALTH_CHECKS"],

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from rest_framework.permissions import BasePermission
 
-from accounts.principal import Principal
-
 
 class IsTenantMember(BasePermission):
     message = "You are not signed in to a tenant."
 
     def has_permission(self, request, view) -> bool:
-        return isinstance(request.auth, Principal) and request.auth.tenant == request.tenant
+        # The principal the tenant middleware admitted this request with (and set the context
+        # from) is the one DRF authenticated, and it is of the request's tenant.
+        principal = getattr(request, "principal", None)
+        return (
+            principal is not None
+            and request.auth is principal
+            and principal.tenant == getattr(request, "tenant", None)
+        )

@@ -282,7 +282,13 @@ def audit_process() -> tuple[list[str], list[str]]:
     """
     failures: list[str] = []
     warnings: list[str] = []
+    logins = set()
     for alias in connections:
+        config = connections.settings[alias]
+        login = tuple(str(config.get(k)) for k in ("HOST", "PORT", "NAME", "USER", "OPTIONS"))
+        if login in logins:
+            continue  # another alias with the same login (a replica alias, a test mirror)
+        logins.add(login)
         with connections[alias].cursor() as cursor:
             cursor.execute(
                 "SELECT current_user, rolsuper, rolbypassrls, rolcreaterole, EXISTS (SELECT 1 "

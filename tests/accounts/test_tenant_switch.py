@@ -7,7 +7,9 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY
+from django.shortcuts import resolve_url
 from django.test import Client
 
 from accounts.models import Membership, User
@@ -139,7 +141,9 @@ def test_malformed_input_is_a_400_and_writes_nothing(two_homes, data):
 
 def test_a_redirect_elsewhere_is_not_followed(two_homes):
     response = two_homes.post(SWITCH, {"tenant": "bravo", "next": "https://evil.example/"})
-    assert response.status_code == 302 and response["Location"] == "/api/"
+    assert response.status_code == 302 and response["Location"] == resolve_url(
+        settings.LOGIN_REDIRECT_URL
+    )
 
 
 def test_anonymous_callers_are_sent_to_sign_in(client, tenant_a):
