@@ -9,32 +9,16 @@ from django.conf import settings
 from django.core.signals import setting_changed
 
 from accounts.admission import admit
+from accounts.errors import InvalidToken, PrincipalRejected, TenantClaimError, TokenRejected
 from accounts.models import User
-from accounts.principal import Principal, PrincipalRejected
+from accounts.principal import Principal
 from accounts.providers import policy_for, trusted_issuers
 from accounts.tokens import (
-    InvalidToken,
     IssuerConfig,
     JWKSCache,
-    TenantClaimError,
     TokenVerifier,
     VerifiedToken,
 )
-
-
-class TokenRejected(PrincipalRejected):
-    """A 401: the token cannot be trusted. Carries the RFC 6750 challenge for the response."""
-
-    def __init__(self, reason: str, *, hint: str = "") -> None:
-        detail = f"Invalid token: {reason}." + (f" {hint}" if hint else "")
-        super().__init__(status=401, code="invalid_token", detail=detail)
-        # Reasons are fixed strings of accounts.tokens; quotes are dropped all the same so no
-        # value can ever break out of the quoted-string.
-        description = reason.replace('"', "").replace("\\", "")
-        self.www_authenticate = (
-            f'Bearer realm="api", error="invalid_token", error_description="{description}"'
-        )
-
 
 _lock = threading.Lock()
 _state: tuple[TokenVerifier, JWKSCache] | None = None

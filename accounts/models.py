@@ -9,11 +9,13 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from accounts.conf import InsecureIssuer, check_issuer_url
+from accounts.conf import check_issuer_url
+from accounts.errors import InsecureIssuer
 from accounts.secrets import EncryptedTextField
 from accounts.tokens import IssuerConfig
 from tenants.constraints import GlobalRowSecurity
-from tenants.models import Tenancy, Tenant, TenantModel
+from tenants.models import Tenant, TenantModel
+from tenants.preparation import Tenancy
 
 # Under a tenant, SQL sees only the users who are members of that tenant (memberships are
 # tenant rows, so the subquery is itself limited to the tenant's memberships) or whose home

@@ -89,6 +89,11 @@ TENANCY_BREAKGLASS_ROLE = env.str("AMEIDE_BREAKGLASS_ROLE", default=BREAKGLASS_R
 # Models of other apps that hold no tenant data; `manage.py check` asks every other model to
 # be a TenantModel or to declare itself global (tenants.checks).
 TENANCY_GLOBAL_APPS = ["admin", "auth", "contenttypes"]
+# What the tenancy core knows of the identity app, by name only (no imports of accounts):
+# who is calling, the membership model, and the identity app's `manage.py tenants` subcommands.
+TENANCY_PRINCIPAL_RESOLVER = "accounts.callers.resolve_principal"
+TENANCY_MEMBERSHIP_MODEL = "accounts.Membership"
+TENANCY_CLI_EXTENSIONS = ["accounts.cli.AccountSubcommands"]
 TENANCY_STATEMENT_TIMEOUT_MS = env.int("TENANCY_STATEMENT_TIMEOUT_MS", default=15000)
 # The key that signs the scope each transaction carries (tenants.db.signing); default: derived
 # from SECRET_KEY. `migrate` and `tenants setup` copy it to where only the owner role reads it.
