@@ -47,6 +47,7 @@ class User(AbstractUser):
     )
     awaiting_first_sign_in = models.BooleanField(
         default=False,
+        db_default=False,
         help_text="Created by an import before this person ever signed in: their first "
         "sign-in provisions them into the tenant their token names, like a new account.",
     )

@@ -204,6 +204,13 @@ OIDC_JWKS_TIMEOUT_SECONDS = env.float("OIDC_JWKS_TIMEOUT_SECONDS", default=2.0)
 OIDC_JWKS_SOFT_TTL_SECONDS = env.float("OIDC_JWKS_SOFT_TTL_SECONDS", default=3600.0)
 OIDC_JWKS_MIN_REFETCH_SECONDS = env.float("OIDC_JWKS_MIN_REFETCH_SECONDS", default=30.0)
 OIDC_PROVIDER_CACHE_SECONDS = env.float("OIDC_PROVIDER_CACHE_SECONDS", default=30.0)
+# Admitted bearer principals per process (accounts.admission_cache): dropped on PostgreSQL's
+# signal whenever memberships, users, tenants or providers change; 0 switches it off.
+ADMISSION_CACHE_SECONDS = env.float("ADMISSION_CACHE_SECONDS", default=300.0)
+ADMISSION_CACHE_ENTRIES = env.int("ADMISSION_CACHE_ENTRIES", default=10_000)
+# The listener needs a session of its own: a direct address when DATABASE_URL is a
+# transaction-mode pooler (default: the runtime role's DATABASE_URL).
+ADMISSION_LISTEN_URL = env.str("ADMISSION_LISTEN_URL", default="")
 # Browser sign-in (mozilla-django-oidc, authorization code + PKCE) against OIDC_ISSUER.
 OIDC_RP_CLIENT_ID = env.str("OIDC_RP_CLIENT_ID", default="")
 OIDC_RP_CLIENT_SECRET = env.str("OIDC_RP_CLIENT_SECRET", default="")
