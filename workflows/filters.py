@@ -1,8 +1,7 @@
-"""Query filters of the workflows API (django-filter); all run inside the tenant's rows.
+"""Query filters of the workflows API (django-filter); all run inside the tenant's rows."""
 
-Strict: a filter given with an empty or invalid value, or an unknown ordering, is a 400 (never
-silently ignored), and each parameter is documented as exactly what it accepts.
-"""
+# Strict: a filter given with an empty or invalid value, or an unknown ordering, is a 400
+# (never silently ignored), and each parameter is documented as exactly what it accepts.
 
 from __future__ import annotations
 

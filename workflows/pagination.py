@@ -1,9 +1,8 @@
-"""Keyset (cursor) pagination: page N of a million-row tenant costs the same as page 1.
+"""Keyset (cursor) pagination: page N of a million-row tenant costs the same as page 1."""
 
-A cursor is opaque but only base64 of a query string, so its position is checked against the
-ordering field before it reaches SQL: an altered cursor is a 404 "Invalid cursor", as DRF
-answers a cursor it cannot decode.
-"""
+# A cursor is opaque but only base64 of a query string, so its position is checked against the
+# ordering field before it reaches SQL: an altered cursor is a 404 "Invalid cursor", as DRF
+# answers a cursor it cannot decode.
 
 from __future__ import annotations
 

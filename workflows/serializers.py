@@ -1,8 +1,7 @@
-"""API representations of workflows and runs; no business logic here (see services).
+"""API representations of workflows and runs; no business logic here (see services)."""
 
-Fields take exactly the JSON types the schema documents: DRF would turn `10000000.0` into the
-name "10000000.0" and `"7"` into the id 7, which the schema (and a client) calls invalid.
-"""
+# Fields take exactly the JSON types the schema documents: DRF would turn `10000000.0` into the
+# name "10000000.0" and `"7"` into the id 7, which the schema (and a client) calls invalid.
 
 from __future__ import annotations
 

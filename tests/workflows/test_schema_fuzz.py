@@ -1,16 +1,16 @@
-"""Schemathesis against the live app (over HTTP, served from a thread) from the schema it publishes at
-/api/schema/, with two tenants' bearer tokens: every check, every phase including the stateful
-one, a fixed seed and a bounded number of examples. The run must end with no failure of any
-check (so no server error and no schema violation), and no response to one tenant's token may
-carry a row of the other tenant.
+"""Schemathesis against the live app from its published schema, with two tenants' tokens."""
 
-Two settings are not defaults, each because of something JSON Schema cannot say:
-- `allow-x00 = false`: PostgreSQL text cannot hold NUL, so every string with one is refused
-  (test_api_input.py proves that for every write).
-- POST /api/runs/ may answer 400 to schema-valid data: its `workflow` must name a workflow of
-  the caller's tenant, which a generated integer rarely does.
-`max_response_time`, the one check that needs a value, is left out: no timing thresholds.
-"""
+# Every check, every phase including the stateful one, a fixed seed and a bounded number of
+# examples, over HTTP against the app served from a thread. The runs must end with no failed
+# check (so no server error and no schema violation), and no answer to one tenant's token may
+# carry a row of the other tenant.
+#
+# Two settings are not defaults, each because of something JSON Schema cannot say:
+# - `allow-x00 = false`: PostgreSQL text cannot hold NUL, so every string with one is refused
+#   (test_api_input.py proves that for every write).
+# - POST /api/runs/ may answer 400 to schema-valid data: its `workflow` must name a workflow of
+#   the caller's tenant, which a generated integer rarely does.
+# `max_response_time`, the one check that needs a value, is left out: no timing thresholds.
 
 from __future__ import annotations
 
