@@ -1,7 +1,8 @@
-"""Tags every log record with the tenant of its request (or '-')."""
+"""Tags every log record with the tenant, user and request (or command) id, or '-'."""
 
 import logging
 
+from tenants.audit import current_actor
 from tenants.context import current_tenant_or_none
 
 
@@ -13,4 +14,7 @@ class TenantLogFilter(logging.Filter):
             # the tenant's context; the request it passes along still names the tenant.
             tenant = getattr(getattr(record, "request", None), "tenant", None)
         record.tenant = getattr(tenant, "slug", None) or "-"
+        actor = current_actor()
+        record.user = actor.name or "-"
+        record.request_id = actor.request_id or "-"
         return True

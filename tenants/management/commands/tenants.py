@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
 from accounts.errors import AccountInputError, AccountNotFound
+from limits.cli import LimitsSubcommands
 from tenants import selectors, services
 from tenants.audit import acting
 from tenants.db.catalog import audit_database, audit_process
@@ -19,7 +20,7 @@ from tenants.management.lifecycle_cli import LifecycleSubcommands, os_user, tena
 from tenants.models import Tenant
 
 
-class Command(AccountSubcommands, LifecycleSubcommands, BaseCommand):
+class Command(AccountSubcommands, LifecycleSubcommands, LimitsSubcommands, BaseCommand):
     help = "Tenant operations. `manage.py tenants <subcommand> --help` for each."
 
     def add_arguments(self, parser) -> None:
@@ -62,6 +63,7 @@ class Command(AccountSubcommands, LifecycleSubcommands, BaseCommand):
         token.add_argument("--ttl", type=int, default=900, help="Lifetime in seconds (900).")
         self.add_lifecycle_parsers(sub)  # delete, purge, export, import, usage, exec
         self.add_account_parsers(sub)  # users, members
+        self.add_limits_parsers(sub)  # limits
         self._subparsers = sub
 
     def handle(self, *args, subcommand: str, **options) -> None:
