@@ -24,6 +24,8 @@ class TenantLimits(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = "tenant limits"
+        verbose_name_plural = "limits and usage"
         constraints = [
             GlobalRowSecurity(name="limits_tenantlimits_rls", under_tenant="tenant_id = {tenant}")
         ]
