@@ -22,6 +22,7 @@ from limits.responses import (
 from limits.sql import start_meter, stop_meter
 from limits.store import get_store
 from limits.usage import recorder
+from tenants.audit import current_actor
 from tenants.db.timeouts import statement_timeout
 
 logger = logging.getLogger("ameide.request")
@@ -33,6 +34,9 @@ class LimitsMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
+        actor = current_actor()
+        # For lines logged after the middleware returns (tenants.logging).
+        request.request_id, request.log_user = actor.request_id, actor.name
         meter, token = start_meter()
         tenant = getattr(request, "tenant", None)
         try:

@@ -15,6 +15,8 @@ class TenantLogFilter(logging.Filter):
             tenant = getattr(getattr(record, "request", None), "tenant", None)
         record.tenant = getattr(tenant, "slug", None) or "-"
         actor = current_actor()
-        record.user = actor.name or "-"
-        record.request_id = actor.request_id or "-"
+        request = getattr(record, "request", None)
+        # Lines Django logs after the middleware has returned: the request remembers them.
+        record.user = actor.name or getattr(request, "log_user", "") or "-"
+        record.request_id = actor.request_id or getattr(request, "request_id", "") or "-"
         return True

@@ -139,3 +139,7 @@ class Background(threading.Thread):
             self.result = self.call()
         except BaseException as exc:  # reported by the test
             self.error = exc
+        finally:
+            from django.db import connections
+
+            connections.close_all()  # this thread's connections, before the database is dropped

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 
 from django.core.management.base import BaseCommand, CommandError
@@ -18,6 +19,8 @@ from tenants.db.roles import ensure_database, ensure_roles
 from tenants.management.accounts_cli import AccountSubcommands
 from tenants.management.lifecycle_cli import LifecycleSubcommands, os_user, tenant_dict
 from tenants.models import Tenant
+
+logger = logging.getLogger("ameide.command")
 
 
 class Command(AccountSubcommands, LifecycleSubcommands, LimitsSubcommands, BaseCommand):
@@ -70,6 +73,8 @@ class Command(AccountSubcommands, LifecycleSubcommands, LimitsSubcommands, BaseC
         handler = getattr(self, "do_" + subcommand.replace("-", "_"))
         label = " ".join(filter(None, [subcommand, options.get("action")]))  # "users add"
         with acting(name=f"cli:{label} ({os_user()})"):
+            # One line per command (at INFO), with its user and command id (tenants.logging).
+            logger.info("tenants %s", label, extra={"subcommand": label})
             try:
                 handler(**options)
             except (
