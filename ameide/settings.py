@@ -49,6 +49,8 @@ MIDDLEWARE = [
     # Static files under gunicorn, before any session or tenant work (docs/deployment.md).
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "ameide.health.HealthMiddleware",
+    # /metrics for the Prometheus scraper (its own token), before sign-in like /healthz.
+    "limits.views.MetricsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -141,7 +143,9 @@ TENANCY_LEASE_SECONDS = env.int("TENANCY_LEASE_SECONDS", default=120)
 TENANCY_LIMITS_CACHE_SECONDS = env.float("TENANCY_LIMITS_CACHE_SECONDS", default=5.0)
 TENANCY_USAGE_FLUSH_SECONDS = env.float("TENANCY_USAGE_FLUSH_SECONDS", default=10.0)
 TENANCY_USAGE_MINUTES_KEPT_HOURS = env.int("TENANCY_USAGE_MINUTES_KEPT_HOURS", default=48)
+# /metrics names the top N tenants by requests today; the others are "other" (bounded labels).
 TENANCY_METRICS_TOP_TENANTS = env.int("TENANCY_METRICS_TOP_TENANTS", default=20)
+TENANCY_METRICS_TOP_REFRESH_SECONDS = env.float("TENANCY_METRICS_TOP_REFRESH_SECONDS", default=60)
 # /metrics answers only a scraper sending `Authorization: Bearer <METRICS_TOKEN>`; unset: 404.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 

@@ -1,10 +1,8 @@
-"""URL map: API, schema and docs, admin, metrics, health."""
+"""URL map: API, schema and docs, admin, health."""
 
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-
-from limits.views import metrics
 
 urlpatterns = [
     path("api/", include("workflows.urls")),
@@ -15,6 +13,5 @@ urlpatterns = [
         name="docs",
     ),
     path("admin/", admin.site.urls),
-    path("metrics", metrics, name="metrics"),
     path("", include("accounts.urls")),  # login page, /oidc/ code flow, /dev-issuer/
 ]

@@ -2,7 +2,8 @@
 PROMETHEUS_MULTIPROC_DIR is set).
 
 The tenant label is bounded: only the TENANCY_METRICS_TOP_TENANTS tenants with the most
-requests over the last day (re-read from the usage tables every minute) are named; every other
+requests today (UTC; re-read from the usage tables every
+TENANCY_METRICS_TOP_REFRESH_SECONDS, 60) are named; every other
 tenant is counted as "other". A series per tenant for thousands of tenants would swamp the
 time-series database; the usage tables hold the full detail.
 """
@@ -42,9 +43,10 @@ class _TopTenants:
 
     def label(self, tenant) -> str:
         now = time.monotonic()
-        if now - self.read_at > 60:
+        every = settings.TENANCY_METRICS_TOP_REFRESH_SECONDS
+        if now - self.read_at >= every:
             with self.lock:
-                if now - self.read_at > 60:
+                if now - self.read_at >= every:
                     self.read_at = now
                     self.ids = _read_top()
         return tenant.slug if tenant.pk in self.ids else OTHER

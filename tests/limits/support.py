@@ -52,6 +52,11 @@ def gunicorn_workers(*, env: dict[str, str], port: int, workers: int = 3, thread
         "-m",
         "gunicorn",
         "ameide.wsgi:application",
+        # The image's settings (its child_exit hook for Prometheus); the flags below win.
+        "--config",
+        "deploy/gunicorn.conf.py",
+        "--access-logfile",
+        "/dev/null",
         "--worker-class",
         "gthread",
         "--threads",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from dataclasses import dataclass
 
@@ -24,6 +25,8 @@ from tests.limits.support import (
 from tests.rls.support import COMMITTED, child_environment, free_port, rows_by_tenant
 
 pytestmark = [COMMITTED, pytest.mark.slow]
+
+METRICS_TOKEN = "scraper-secret"
 
 
 @dataclass
@@ -51,7 +54,7 @@ class Server:
 
 
 @pytest.fixture(params=["postgresql", "redis"])
-def server(request, settings, tenant_a, tenant_b):
+def server(request, settings, tenant_a, tenant_b, tmp_path):
     from accounts.dev_issuer import mint_access_token
 
     port = free_port()
@@ -69,6 +72,10 @@ def server(request, settings, tenant_a, tenant_b):
         TENANCY_USAGE_FLUSH_SECONDS="0",
         CONN_MAX_AGE="60",
         LOG_LEVEL="WARNING",
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path),
+        METRICS_TOKEN=METRICS_TOKEN,
+        TENANCY_METRICS_TOP_TENANTS="1",
+        TENANCY_METRICS_TOP_REFRESH_SECONDS="0",
     )
     with gunicorn_workers(env=env, port=port, workers=3, threads=4) as (base, drain):
         running = Server(base, drain, tokens)
@@ -140,3 +147,35 @@ def test_two_writers_at_the_last_slot_exactly_one_succeeds(server, tenant_a, ten
     assert {r.json()["code"] for r in responses if r.status_code == 403} == {"quota_exceeded"}
     assert rows_by_tenant() == {tenant_a.pk: 1}
     assert server.create("b", "fine").status_code == 201
+
+
+def _requests_by_tenant(text: str) -> dict[str, float]:
+    totals: dict[str, float] = {}
+    for line in text.splitlines():
+        match = re.match(
+            r'ameide_tenant_requests_total\{status="\w+",tenant="([\w-]+)"\} (\S+)', line
+        )
+        if match:
+            totals[match.group(1)] = totals.get(match.group(1), 0) + float(match.group(2))
+    return totals
+
+
+def test_metrics_add_up_every_worker_with_bounded_tenant_labels(server):
+    assert requests.get(server.base + "/metrics", timeout=10).status_code == 404  # no token
+    scrape = lambda: requests.get(  # noqa: E731
+        server.base + "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=10
+    )
+    first = scrape()
+    assert first.status_code == 200, first.text[:500]
+    before = _requests_by_tenant(first.text)
+    answered = parallel([lambda: server.call("a", "GET", "/api/me/") for _ in range(30)])
+    answered += parallel([lambda: server.call("b", "GET", "/api/me/") for _ in range(5)])
+    assert {r.status_code for r in answered} == {200}
+    after = _requests_by_tenant(scrape().text)
+    # Every request of every worker process is counted, exactly once.
+    assert sum(after.values()) - sum(before.values()) == 35
+    # At most the top tenant (TENANCY_METRICS_TOP_TENANTS=1) is named; B, with fewer
+    # requests today than A, is "other" once A leads.
+    assert set(after) <= {"alpha", "bravo", "other"} and len(set(after) - {"other"}) <= 2
+    assert after.get("alpha", 0) - before.get("alpha", 0) >= 28
+    assert after.get("bravo", 0) == before.get("bravo", 0)
