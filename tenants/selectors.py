@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
+from tenants.exceptions import TenantNotFound
 from tenants.models import Tenant
-
-
-class TenantNotFound(LookupError):
-    pass
 
 
 def tenant_list() -> QuerySet[Tenant]:

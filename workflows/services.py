@@ -9,11 +9,8 @@ from django.utils import timezone
 
 from accounts.models import User
 from limits.quotas import enforce_quotas
+from workflows.errors import DuplicateName
 from workflows.models import Workflow, WorkflowRun
-
-
-class DuplicateName(Exception):
-    """A workflow of that name already exists in this tenant."""
 
 
 def _save_unique(workflow: Workflow) -> Workflow:

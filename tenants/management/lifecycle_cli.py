@@ -11,7 +11,13 @@ from pathlib import Path
 from django.core.management.base import CommandError
 
 from tenants import selectors
+from tenants.lifecycle.execution import run_in_tenant
+from tenants.lifecycle.exporting import tenant_export
+from tenants.lifecycle.importing import tenant_import
 from tenants.lifecycle.progress import Progress, no_progress
+from tenants.lifecycle.purge import tenant_purge
+from tenants.lifecycle.status import tenant_transition
+from tenants.lifecycle.usage import tenant_usage
 from tenants.models import Tenant
 
 USAGE_HELP = """\
@@ -23,10 +29,6 @@ TOAST values counts them uncompressed). Indexes, free space and page overhead ar
 counted: it estimates the data a tenant holds, comparably between tenants, and no planner
 statistics are used. Without SLUG the pass reads every tenant's rows and is audited as
 a cross-tenant read.
-
-Requests, errors (5xx and refusals), average latency and database time come from the usage
-tables (limits.usage) over --since (24h). --record stores the measured rows and size as
-today's figures: the storage quota is checked against the last recorded size.
 """
 
 EXPORT_HELP = """\
@@ -154,14 +156,6 @@ class LifecycleSubcommands:
             formatter_class=raw,
         )
         usage.add_argument("slug", nargs="?", help="Only this tenant.")
-        usage.add_argument(
-            "--since", default="24h", help="Requests over this window: 30m, 24h, 7d (24h)."
-        )
-        usage.add_argument(
-            "--record",
-            action="store_true",
-            help="Also store the measured rows and size (the storage quota reads them).",
-        )
         usage.add_argument("--json", action="store_true", help="Print JSON.")
 
         run = sub.add_parser(
@@ -180,8 +174,6 @@ class LifecycleSubcommands:
         return _tty_progress(getattr(self.stderr, "_out", sys.stderr))
 
     def do_delete(self, *, slug, reason="", json=False, **_):
-        from tenants.lifecycle.status import tenant_transition
-
         tenant = selectors.tenant_get(slug=slug)
         tenant = tenant_transition(tenant=tenant, to=Tenant.Status.DELETED, reason=reason)
         self._emit(
@@ -191,8 +183,6 @@ class LifecycleSubcommands:
         )
 
     def do_purge(self, *, slug, yes=False, json=False, **_):
-        from tenants.lifecycle.purge import tenant_purge
-
         tenant = selectors.tenant_get(slug=slug)
         if tenant.status != Tenant.Status.DELETED:
             raise CommandError(
@@ -220,8 +210,6 @@ class LifecycleSubcommands:
             raise CommandError("Confirmation did not match; nothing was purged.")
 
     def do_export(self, *, slug, output, json=False, **_):
-        from tenants.lifecycle.exporting import tenant_export
-
         tenant = selectors.tenant_get(slug=slug)
         summary = tenant_export(tenant=tenant, output=Path(output), progress=self._progress())
         lines = [f"exported tenant {slug} to {summary.file}", f"sha256 {summary.sha256}"]
@@ -232,8 +220,6 @@ class LifecycleSubcommands:
     def do_import(
         self, *, file, slug=None, external_id=None, name=None, sha256="", json=False, **_
     ):
-        from tenants.lifecycle.importing import tenant_import
-
         summary = tenant_import(
             path=Path(file),
             slug=slug,
@@ -250,36 +236,19 @@ class LifecycleSubcommands:
         lines.append(f"  {'users created':<32} {summary.users_created:>9}")
         self._emit(summary.as_dict(), as_json=json, text="\n".join(lines))
 
-    def do_usage(self, *, slug=None, since="24h", record=False, json=False, **_):
-        from limits.cli import activity, parse_since
-        from limits.usage import record_measurement
-        from tenants.lifecycle.usage import tenant_usage
-
-        start = parse_since(since)
+    def do_usage(self, *, slug=None, json=False, **_):
         tenant = selectors.tenant_get(slug=slug) if slug else None
         usage = tenant_usage(tenant=tenant)
-        requests = activity(tenant_ids=[u.id for u in usage], since=start)
-        if record:
-            for entry in usage:
-                record_measurement(tenant_id=entry.id, rows=entry.rows, storage_bytes=entry.bytes)
-        header = f"{'tenant':<24} {'status':<10} {'rows':>10} {'size':>10}"
-        lines = [header + f" {'requests':>9} {'errors':>7} {'avg ms':>7} {'db ms':>9}"]
-        result = []
+        lines = [f"{'tenant':<24} {'status':<10} {'rows':>10} {'size':>10}"]
         for entry in usage:
-            figures = requests.get(entry.id, {})
             lines.append(
                 f"{entry.slug:<24} {entry.status:<10} {entry.rows:>10} {_size(entry.bytes):>10}"
-                f" {figures.get('requests', 0):>9} {figures.get('errors', 0):>7}"
-                f" {figures.get('latency_avg_ms', 0):>7} {figures.get('db_ms', 0):>9}"
             )
             for label, table in entry.tables.items():
                 lines.append(f"  {label:<32} {table['rows']:>10} {_size(table['bytes']):>10}")
-            result.append({**entry.as_dict(), "since": start.isoformat(), "requests": figures})
-        self._emit(result, as_json=json, text="\n".join(lines))
+        self._emit([u.as_dict() for u in usage], as_json=json, text="\n".join(lines))
 
     def do_exec(self, *, slug, argv, **_):
-        from tenants.lifecycle.execution import run_in_tenant
-
         if argv and argv[0] == "--":
             argv = argv[1:]
         tenant = selectors.tenant_get(slug=slug)

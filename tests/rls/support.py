@@ -140,7 +140,9 @@ class _Drain(threading.Thread):
 
 
 @contextmanager
-def gunicorn_server(*, threads: int, env: dict[str, str], port: int = 0) -> Iterator[str]:
+def gunicorn_server(
+    *, threads: int, env: dict[str, str], port: int = 0, workers: int = 1
+) -> Iterator[str]:
     """gunicorn -k gthread serving the project with the probe (tests/rls/probe_settings.py) on
     a loopback port (by default chosen by the OS); yields its base URL."""
     command = [
@@ -153,7 +155,7 @@ def gunicorn_server(*, threads: int, env: dict[str, str], port: int = 0) -> Iter
         "--threads",
         str(threads),
         "--workers",
-        "1",
+        str(workers),
         "--bind",
         f"127.0.0.1:{port}",
         "--graceful-timeout",
