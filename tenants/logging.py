@@ -2,7 +2,6 @@
 
 import logging
 
-from tenants.audit import current_actor
 from tenants.context import current_tenant_or_none
 
 
@@ -14,6 +13,8 @@ class TenantLogFilter(logging.Filter):
             # the tenant's context; the request it passes along still names the tenant.
             tenant = getattr(getattr(record, "request", None), "tenant", None)
         record.tenant = getattr(tenant, "slug", None) or "-"
+        from tenants.audit import current_actor  # imports models: not at logging set-up
+
         actor = current_actor()
         request = getattr(record, "request", None)
         # Lines Django logs after the middleware has returned: the request remembers them.
