@@ -33,7 +33,7 @@ def enforce_quotas(*, model, adding: int = 1) -> None:
         raise QuotaExceeded(
             limit="rows_per_model",
             value=limits.rows_per_model,
-            detail=f"Quota exceeded: at most {limits.rows_per_model} {model._meta.verbose_name_plural} "
+            detail=f"Quota exceeded (rows_per_model): at most {limits.rows_per_model} {model._meta.verbose_name_plural} "
             f"per tenant (plan {limits.plan}).",
         )
     stored = selectors.last_storage_bytes(tenant_id=tenant.pk)
@@ -41,6 +41,6 @@ def enforce_quotas(*, model, adding: int = 1) -> None:
         raise QuotaExceeded(
             limit="storage_mb",
             value=limits.storage_mb,
-            detail=f"Quota exceeded: the tenant holds {stored // MIB} MiB, its limit is "
+            detail=f"Quota exceeded (storage_mb): the tenant holds {stored // MIB} MiB, its limit is "
             f"{limits.storage_mb} MiB (plan {limits.plan}).",
         )

@@ -32,20 +32,18 @@ def too_many_requests(*, limits: Limits, decision: RateDecision | None) -> HttpR
     if decision is not None and not decision.allowed:
         retry = max(1, math.ceil(decision.reset_seconds))
         body = {
-            "detail": f"Rate limit: {limits.requests_per_second} requests per second, "
-            f"bursts of {limits.burst}. Retry after {retry} s.",
+            "detail": f"Rate limit (requests_per_second, burst): {limits.requests_per_second} "
+            f"requests per second, bursts of {limits.burst}. Retry after {retry} s.",
             "code": "rate_limited",
-            "limit": "requests_per_second",
         }
         response = JsonResponse(body, status=429)
         rate_headers(response, limits=limits, decision=decision)
     else:
         retry = 1
         body = {
-            "detail": f"Concurrency limit: {limits.concurrent_requests} requests in progress "
-            f"at once. Retry after {retry} s.",
+            "detail": f"Concurrency limit (concurrent_requests): {limits.concurrent_requests} "
+            f"requests in progress at once. Retry after {retry} s.",
             "code": "concurrency_limited",
-            "limit": "concurrent_requests",
         }
         response = JsonResponse(body, status=429)
         response["RateLimit-Policy"] = policy_header(limits)
@@ -59,7 +57,7 @@ def too_many_requests(*, limits: Limits, decision: RateDecision | None) -> HttpR
 
 
 def quota_body(exc: QuotaExceeded) -> dict:
-    return {"detail": exc.detail, "code": "quota_exceeded", "limit": exc.limit, "value": exc.value}
+    return {"detail": exc.detail, "code": "quota_exceeded"}
 
 
 def statement_timeout_body() -> dict:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from ameide.api_errors import Conflict, ErrorSerializer
 from tenants.api import TenantViewSet
 from workflows import selectors, services
 from workflows.errors import DuplicateName
-from workflows.filters import WorkflowFilter, WorkflowRunFilter
+from workflows.filters import RunStatusFilter, WorkflowFilter, WorkflowRunFilter
+from workflows.models import Workflow, WorkflowRun
 from workflows.serializers import (
     MeSerializer,
     WorkflowRunCreateSerializer,
@@ -20,7 +21,16 @@ from workflows.serializers import (
     WorkflowSerializer,
 )
 
-DUPLICATE_NAME = {"name": ["A workflow with this name already exists."]}
+DUPLICATE_NAME = "A workflow with this name already exists."
+NAME_TAKEN = {
+    status.HTTP_409_CONFLICT: OpenApiResponse(
+        ErrorSerializer, description="The tenant has a workflow of that name (`duplicate_name`)."
+    )
+}
+
+
+def duplicate_name() -> Conflict:
+    return Conflict(DUPLICATE_NAME, code="duplicate_name", errors={"name": [DUPLICATE_NAME]})
 
 
 class WorkflowViewSet(
@@ -36,15 +46,17 @@ class WorkflowViewSet(
     filterset_class = WorkflowFilter
     ordering_fields = ["created_at", "updated_at", "name"]
 
+    @extend_schema(responses={status.HTTP_201_CREATED: WorkflowSerializer, **NAME_TAKEN})
     def create(self, request):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
             workflow = services.workflow_create(owner=request.user, **serializer.validated_data)
         except DuplicateName:
-            raise ValidationError(DUPLICATE_NAME) from None
+            raise duplicate_name() from None
         return Response(self.get_serializer(workflow).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(responses={status.HTTP_200_OK: WorkflowSerializer, **NAME_TAKEN})
     def update(self, request, pk=None, partial=False):
         workflow = self.get_object()
         serializer = self.get_serializer(workflow, data=request.data, partial=partial)
@@ -52,17 +64,50 @@ class WorkflowViewSet(
         try:
             workflow = services.workflow_update(workflow=workflow, **serializer.validated_data)
         except DuplicateName:
-            raise ValidationError(DUPLICATE_NAME) from None
+            raise duplicate_name() from None
         return Response(self.get_serializer(workflow).data)
 
+    @extend_schema(responses={status.HTTP_200_OK: WorkflowSerializer, **NAME_TAKEN})
     def partial_update(self, request, pk=None):
         return self.update(request, pk=pk, partial=True)
 
     def perform_destroy(self, instance):
         services.workflow_delete(workflow=instance)
 
-    @extend_schema(request=WorkflowRunCreateSerializer, responses=WorkflowRunSerializer(many=True))
-    @action(detail=True, methods=["get", "post"], serializer_class=WorkflowRunSerializer)
+    def filter_queryset(self, queryset):
+        if self.action == "runs" and queryset.model is Workflow:
+            # The workflow of /{id}/runs/ is looked up unfiltered: the query's filters and
+            # ordering are the runs' (`?status=queued`), not the workflow's.
+            return queryset
+        return super().filter_queryset(queryset)
+
+    @extend_schema(
+        methods=["GET"],
+        responses=WorkflowRunSerializer(many=True),
+        # The lookup of the workflow would make the filter introspection document the
+        # workflow's filters: the runs' own are spelled out instead.
+        filters=False,
+        parameters=[
+            OpenApiParameter("status", enum=WorkflowRun.Status.values, description="Run status."),
+            OpenApiParameter(
+                "ordering",
+                enum=["created_at", "-created_at"],
+                description="Sort by this field; a leading `-` sorts descending.",
+            ),
+        ],
+    )
+    @extend_schema(
+        methods=["POST"],
+        request=WorkflowRunCreateSerializer,
+        responses={status.HTTP_201_CREATED: WorkflowRunSerializer},
+    )
+    @action(
+        detail=True,
+        methods=["get", "post"],
+        serializer_class=WorkflowRunSerializer,
+        filterset_class=RunStatusFilter,
+        ordering_fields=["created_at"],
+    )
     def runs(self, request, pk=None):
         workflow = self.get_object()
         if request.method == "POST":
@@ -70,7 +115,8 @@ class WorkflowViewSet(
             body.is_valid(raise_exception=True)
             run = services.run_start(workflow=workflow, **body.validated_data)
             return Response(WorkflowRunSerializer(run).data, status=status.HTTP_201_CREATED)
-        page = self.paginate_queryset(selectors.run_list(workflow=workflow))
+        runs = self.filter_queryset(selectors.run_list(workflow=workflow))
+        page = self.paginate_queryset(runs)
         return self.get_paginated_response(WorkflowRunSerializer(page, many=True).data)
 
 

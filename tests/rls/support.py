@@ -20,6 +20,7 @@ import time
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import psycopg
 import pytest
@@ -282,3 +283,13 @@ pidfile = {workdir}/pgbouncer.pid
     finally:
         _stop(process, drain)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A client of the test servers: its tenant id and its credential."""
+
+    name: str
+    tenant: str  # the tenant id the credential belongs to; "" for anonymous
+    cookie: str = ""
+    token: str = ""

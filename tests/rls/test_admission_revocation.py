@@ -16,7 +16,6 @@ from accounts.models import Membership, User
 from tenants.context import tenant_context
 from tenants.models import Tenant
 from tests.rls.support import COMMITTED, child_environment, gunicorn_server
-from tests.rls.test_rls_servers import token_callers  # noqa: F401 (a fixture)
 
 pytestmark = COMMITTED
 
