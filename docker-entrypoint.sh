@@ -5,6 +5,9 @@
 set -e
 case "$1" in
   serve)
+    # Prometheus multi-process mode (docs/limits.md): the workers' files start empty.
+    export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-/tmp/ameide-metrics}"
+    rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
     exec gunicorn --config /app/deploy/gunicorn.conf.py ameide.wsgi ;;
   migrate)
     if [ "${AMEIDE_SETUP_ROLES:-false}" = "true" ]; then

@@ -12,6 +12,8 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, serializers, status
 
+from limits.errors import QuotaExceeded
+from limits.responses import is_statement_timeout
 from tenants.exceptions import TenantNotSet
 
 logger = logging.getLogger("ameide.api")
@@ -90,6 +92,22 @@ class Unavailable(exceptions.APIException):
     wait = 5  # DRF turns it into Retry-After
 
 
+class QuotaExceededError(exceptions.PermissionDenied):
+    """A write past one of the tenant's quotas (limits.quotas); the detail names the limit."""
+
+    default_detail = "Quota exceeded."
+    default_code = "quota_exceeded"
+
+
+class StatementTimeout(exceptions.APIException):
+    """A statement ran past the tenant's statement timeout and PostgreSQL cancelled it."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The request ran past the tenant's statement timeout and was cancelled."
+    default_code = "statement_timeout"
+    wait = 1  # DRF turns it into Retry-After
+
+
 def _as_api_exception(exc: Exception) -> Exception:
     if isinstance(exc, Http404):
         return exceptions.NotFound(*exc.args)
@@ -99,6 +117,11 @@ def _as_api_exception(exc: Exception) -> Exception:
         return PayloadTooLarge()
     if isinstance(exc, TenantNotSet):
         return exceptions.PermissionDenied("No tenant.", code="tenant_required")
+    if isinstance(exc, QuotaExceeded):
+        return QuotaExceededError(exc.detail)
+    if is_statement_timeout(exc):  # before the OperationalError it also is
+        logger.warning("statement timeout: %s", exc)
+        return StatementTimeout()
     if isinstance(exc, OperationalError | InterfaceError):
         logger.warning("database unavailable: %s", exc)
         return Unavailable()

@@ -16,8 +16,12 @@ class ApiAutoSchema(AutoSchema):
         errors = {
             400: "Invalid input: a body field or a query parameter (see `errors`).",
             401: "No credentials, or a token that is not valid (see `WWW-Authenticate`).",
-            403: "Not allowed: not a member of the tenant, tenant inactive, or a CSRF failure.",
-            503: "The database is unavailable; retry after `Retry-After` seconds.",
+            403: "Not allowed: not a member of the tenant, tenant inactive, or a CSRF failure;"
+            " or a write past one of the tenant's quotas (`quota_exceeded`).",
+            429: "The tenant's rate or concurrency limit (`rate_limited`, `concurrency_limited`);"
+            " retry after `Retry-After` seconds (`RateLimit-Policy`, `RateLimit`).",
+            503: "The database is unavailable, or a statement ran past the tenant's timeout"
+            " (`statement_timeout`); retry after `Retry-After` seconds.",
         }
         if "{" in self.path:
             errors[404] = "No such object in the caller's tenant."

@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "tenants",
     "accounts",
     "workflows",
+    "limits",
 ]
 
 MIDDLEWARE = [
@@ -50,11 +51,15 @@ MIDDLEWARE = [
     # Before anything reads a body: /api/ takes JSON only, up to DATA_UPLOAD_MAX_MEMORY_SIZE.
     "ameide.api_io.ApiBodyGuardMiddleware",
     "ameide.health.HealthMiddleware",
+    # /metrics for the Prometheus scraper (its own token), before sign-in like /healthz.
+    "limits.views.MetricsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "tenants.middleware.TenantMiddleware",
+    # Per-tenant rate, concurrency, statement timeout, usage and the request log line.
+    "limits.middleware.LimitsMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -95,7 +100,7 @@ TENANCY_GLOBAL_APPS = ["admin", "auth", "contenttypes"]
 # who is calling, the membership model, and the identity app's `manage.py tenants` subcommands.
 TENANCY_PRINCIPAL_RESOLVER = "accounts.callers.resolve_principal"
 TENANCY_MEMBERSHIP_MODEL = "accounts.Membership"
-TENANCY_CLI_EXTENSIONS = ["accounts.cli.AccountSubcommands"]
+TENANCY_CLI_EXTENSIONS = ["accounts.cli.AccountSubcommands", "limits.cli.LimitsSubcommands"]
 TENANCY_STATEMENT_TIMEOUT_MS = env.int("TENANCY_STATEMENT_TIMEOUT_MS", default=15000)
 # The key that signs the scope each transaction carries (tenants.db.signing); default: derived
 # from SECRET_KEY. `migrate` and `tenants setup` copy it to where only the owner role reads it.
@@ -106,6 +111,50 @@ TENANCY_SCOPE_TTL_SECONDS = env.int("TENANCY_SCOPE_TTL_SECONDS", default=300)
 # Bind signed scopes to the PostgreSQL backend's pid. Turn off behind a transaction-mode pooler
 # (PgBouncer), where consecutive transactions of one client run on different backends.
 TENANCY_SCOPE_BIND_BACKEND = env.bool("TENANCY_SCOPE_BIND_BACKEND", default=True)
+
+# Per-tenant limits (docs/limits.md): plans give defaults, a tenant overrides any key
+# (`manage.py tenants limits`). Integers; rows_per_model applies to each tenant model.
+TENANCY_PLANS = {
+    "free": {
+        "statement_timeout_ms": 2_000,
+        "requests_per_second": 5,
+        "burst": 10,
+        "concurrent_requests": 2,
+        "rows_per_model": 1_000,
+        "storage_mb": 50,
+    },
+    "standard": {
+        "statement_timeout_ms": 10_000,
+        "requests_per_second": 200,
+        "burst": 400,
+        "concurrent_requests": 32,
+        "rows_per_model": 1_000_000,
+        "storage_mb": 10_000,
+    },
+    "enterprise": {
+        "statement_timeout_ms": 30_000,
+        "requests_per_second": 2_000,
+        "burst": 4_000,
+        "concurrent_requests": 256,
+        "rows_per_model": 100_000_000,
+        "storage_mb": 1_000_000,
+    },
+}
+TENANCY_DEFAULT_PLAN = env.str("TENANCY_DEFAULT_PLAN", default="standard")
+# Rate and concurrency state: Redis when set (shared by every process and machine), else
+# PostgreSQL. Limits apply to paths under TENANCY_LIMITED_PATH (the API).
+REDIS_URL = env.str("REDIS_URL", default="")
+TENANCY_REDIS_PREFIX = env.str("TENANCY_REDIS_PREFIX", default="ameide:")
+TENANCY_LIMITED_PATH = "/api/"
+TENANCY_LEASE_SECONDS = env.int("TENANCY_LEASE_SECONDS", default=120)
+TENANCY_LIMITS_CACHE_SECONDS = env.float("TENANCY_LIMITS_CACHE_SECONDS", default=5.0)
+TENANCY_USAGE_FLUSH_SECONDS = env.float("TENANCY_USAGE_FLUSH_SECONDS", default=10.0)
+TENANCY_USAGE_MINUTES_KEPT_HOURS = env.int("TENANCY_USAGE_MINUTES_KEPT_HOURS", default=48)
+# /metrics names the top N tenants by requests today; the others are "other" (bounded labels).
+TENANCY_METRICS_TOP_TENANTS = env.int("TENANCY_METRICS_TOP_TENANTS", default=20)
+TENANCY_METRICS_TOP_REFRESH_SECONDS = env.float("TENANCY_METRICS_TOP_REFRESH_SECONDS", default=60)
+# /metrics answers only a scraper sending `Authorization: Bearer <METRICS_TOKEN>`; unset: 404.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 CACHES = {
     "default": {
@@ -159,6 +208,9 @@ SPECTACULAR_SETTINGS = {
 }
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="WARNING")
+# JSON lines (python-json-logger) naming the tenant, user and request id; LOG_FORMAT=plain for
+# one readable line each. ACCESS_LOG=false drops the line per request (ameide.request).
+LOG_FORMAT = env.str("LOG_FORMAT", default="json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -167,13 +219,22 @@ LOGGING = {
         "client_errors": {"()": "ameide.log_filters.ClientErrorWithoutTraceback"},
     },
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s tenant=%(tenant)s %(message)s"}
+        "plain": {
+            "format": "%(asctime)s %(levelname)s %(name)s tenant=%(tenant)s user=%(user)s "
+            "request=%(request_id)s %(message)s"
+        },
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(process)d %(tenant)s %(user)s "
+            "%(request_id)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
     },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "filters": ["tenant", "client_errors"],
-            "formatter": "plain",
+            "formatter": "plain" if LOG_FORMAT == "plain" else "json",
         }
     },
     "loggers": {
@@ -183,6 +244,11 @@ LOGGING = {
         # runserver's request lines (`make run`), at INFO whatever LOG_LEVEL says, as Django
         # prints them by default (configuring "django" above resets its children).
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "ameide.request": {
+            "handlers": ["console"],
+            "level": "INFO" if env.bool("ACCESS_LOG", default=True) else "WARNING",
+            "propagate": False,
+        },
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }

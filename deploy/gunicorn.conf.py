@@ -23,3 +23,13 @@ max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 200)
 keepalive = _int("GUNICORN_KEEPALIVE", 5)
 accesslog = "-"
 errorlog = "-"
+
+
+# Prometheus multi-process mode (limits.metrics): with PROMETHEUS_MULTIPROC_DIR set, every
+# worker writes its figures to files there and /metrics adds them up; the directory must be
+# empty when the server starts (docker-entrypoint.sh empties it).
+def child_exit(server, worker):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -1,4 +1,4 @@
-"""Tags every log record with the tenant of its request (or '-')."""
+"""Tags every log record with the tenant, user and request (or command) id, or '-'."""
 
 import logging
 
@@ -13,4 +13,11 @@ class TenantLogFilter(logging.Filter):
             # the tenant's context; the request it passes along still names the tenant.
             tenant = getattr(getattr(record, "request", None), "tenant", None)
         record.tenant = getattr(tenant, "slug", None) or "-"
+        from tenants.audit import current_actor  # imports models: not at logging set-up
+
+        actor = current_actor()
+        request = getattr(record, "request", None)
+        # Lines Django logs after the middleware has returned: the request remembers them.
+        record.user = actor.name or getattr(request, "log_user", "") or "-"
+        record.request_id = actor.request_id or getattr(request, "request_id", "") or "-"
         return True

@@ -131,3 +131,14 @@ def client_b(user_b):
     client = APIClient()
     client.force_login(user_b)
     return client
+
+
+@pytest.fixture(autouse=True)
+def _usage_buffer_of_this_test_only():
+    """Usage the middleware buffers in this process (limits.usage) belongs to the test that
+    made it: dropped afterwards, not written at exit into a database that is gone."""
+    yield
+    from limits.usage import recorder
+
+    with recorder.lock:
+        recorder.buffer.clear()

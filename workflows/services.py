@@ -8,6 +8,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import User
+from limits.quotas import enforce_quotas
 from workflows.errors import DuplicateName
 from workflows.models import Workflow, WorkflowRun
 
@@ -39,7 +40,10 @@ def workflow_create(
         status=status,
         owner=owner,
     )
-    return _save_unique(workflow)
+    # The quota is checked in the write's transaction: racing writers cannot both pass it.
+    with transaction.atomic():
+        enforce_quotas(model=Workflow)
+        return _save_unique(workflow)
 
 
 def workflow_update(*, workflow: Workflow, **changes: Any) -> Workflow:
@@ -57,11 +61,13 @@ def workflow_delete(*, workflow: Workflow) -> None:
 
 
 def run_start(*, workflow: Workflow, input: dict[str, Any] | None = None) -> WorkflowRun:
-    return WorkflowRun.objects.create(
-        workflow=workflow,
-        input=input or {},
-        status=WorkflowRun.Status.QUEUED,
-    )
+    with transaction.atomic():
+        enforce_quotas(model=WorkflowRun)
+        return WorkflowRun.objects.create(
+            workflow=workflow,
+            input=input or {},
+            status=WorkflowRun.Status.QUEUED,
+        )
 
 
 def run_finish(

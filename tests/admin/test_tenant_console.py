@@ -370,7 +370,8 @@ def test_the_index_shows_a_tenant_admin_only_tenant_models_and_the_banner(client
     response = client_admin_a.get(reverse("admin:index"))
     body = assert_no_trace_of_b(response)
     shown = {m["object_name"] for app in response.context["app_list"] for m in app["models"]}
-    assert shown == {"Workflow", "WorkflowRun", "Membership", "User"}
+    # The tenant models, and their own tenant's limits and usage (limits.admin).
+    assert shown == {"Workflow", "WorkflowRun", "Membership", "User", "TenantLimits"}
     assert re.search(r"Tenant: <strong>Alpha Corp \(alpha\)</strong>", body)
     assert client_admin_a.get("/admin/tenants/").status_code == 404
 

@@ -1,9 +1,11 @@
-"""The project's log lines (issue 10.7): API lines name the tenant, a refused admin page logs
-one line without a traceback, and in development no line is printed twice."""
+"""The project's log lines (issues 10.7, 14): JSON lines naming the tenant, user and request id,
+a refused admin page logs one line without a traceback, and in development no line is printed
+twice."""
 
 from __future__ import annotations
 
 import io
+import json
 import logging
 
 import pytest
@@ -27,9 +29,14 @@ def log_output():
 def test_an_api_line_names_the_tenant_of_the_request(client_a, log_output):
     assert client_a.get("/api/workflows/987654/").status_code == 404
 
-    lines = [line for line in log_output.getvalue().splitlines() if "Not Found" in line]
-    assert len(lines) == 1, log_output.getvalue()
-    assert " tenant=alpha " in lines[0] and "/api/workflows/987654/" in lines[0]
+    lines = [json.loads(line) for line in log_output.getvalue().splitlines()]
+    found = [line for line in lines if line["message"].startswith("Not Found")]
+    assert len(found) == 1, log_output.getvalue()
+    assert found[0]["tenant"] == "alpha" and "/api/workflows/987654/" in found[0]["message"]
+    # The request's own line: the tenant, the user and the request id the client sent.
+    (request,) = [line for line in lines if line["logger"] == "ameide.request"]
+    assert (request["tenant"], request["user"], request["status"]) == ("alpha", "ann", 404)
+    assert request["request_id"] == found[0]["request_id"] != "-"
 
 
 def test_a_tenant_admin_refused_an_admin_page_logs_one_line_without_traceback(
@@ -45,8 +52,28 @@ def test_a_tenant_admin_refused_an_admin_page_logs_one_line_without_traceback(
     assert client.get("/admin/tenants/tenant/").status_code == 403
 
     output = log_output.getvalue()
-    assert "Forbidden" in output and " tenant=alpha " in output, output
+    assert "Forbidden" in output and '"tenant": "alpha"' in output, output
     assert "Traceback" not in output and "PermissionDenied" not in output
+
+
+def test_an_api_line_carries_the_request_id_the_client_sent(client_a, log_output):
+    client_a.get("/api/workflows/", HTTP_X_REQUEST_ID="trace-4711")
+    lines = [json.loads(line) for line in log_output.getvalue().splitlines()]
+    (request,) = [line for line in lines if line["logger"] == "ameide.request"]
+    assert request["request_id"] == "trace-4711" and request["tenant"] == "alpha"
+
+
+def test_a_command_line_names_its_user_and_command_id(tenant_a, log_output, settings):
+    from django.core.management import call_command
+
+    logging.getLogger("ameide.command").setLevel(logging.INFO)
+    try:
+        call_command("tenants", "limits", "alpha", stdout=io.StringIO())
+    finally:
+        logging.getLogger("ameide.command").setLevel(logging.NOTSET)
+    lines = [json.loads(line) for line in log_output.getvalue().splitlines()]
+    (line,) = [line for line in lines if line["logger"] == "ameide.command"]
+    assert line["user"].startswith("cli:limits") and len(line["request_id"]) == 32
 
 
 def test_a_server_error_keeps_its_traceback(log_output):

@@ -49,7 +49,7 @@ def test_every_operation_documents_its_errors_in_the_one_shape(schema):
     error = {"$ref": "#/components/schemas/Error"}
     for path, method, operation in operations(schema):
         responses = operation["responses"]
-        expected = {"400", "401", "403", "503"}
+        expected = {"400", "401", "403", "429", "503"}
         if "{" in path or method == "get" and path != "/api/me/":
             expected.add("404")
         if method in {"post", "put", "patch"}:

@@ -31,6 +31,7 @@ from psycopg import Cursor, adapt, generators, pq
 
 from tenants.context import database_scope
 from tenants.db.signing import DatabaseScope, scope_value
+from tenants.db.timeouts import timeout_for
 from tenants.db.wall import SCOPE_SETTING
 
 # Exactly Django's transaction-control statements; anything else carries the scope.
@@ -179,11 +180,14 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
         value, expires = cached
         self._carried_until = expires - ttl / 2
         role = settings.TENANCY_BREAKGLASS_ROLE if scope.kind == "b" else "none"
-        if scope.kind == "t" and settings.TENANCY_STATEMENT_TIMEOUT_MS:
+        if scope.kind == "t":
             # A per-statement ceiling for tenant work: one tenant's runaway query cannot hold
-            # a connection (and its locks) that other tenants' requests wait for.
-            timeout = str(int(settings.TENANCY_STATEMENT_TIMEOUT_MS))
-            return _PREFIX_WITH_TIMEOUT, [value, role, timeout]
+            # a connection (and its locks) that other tenants' requests wait for. Per tenant
+            # when its request set one (limits), else the platform's.
+            default = settings.TENANCY_STATEMENT_TIMEOUT_MS
+            timeout = timeout_for(tenant_id=scope.ident, default=default)
+            if timeout:
+                return _PREFIX_WITH_TIMEOUT, [value, role, str(int(timeout))]
         return _PREFIX, [value, role]
 
     def _carry_scope(self, execute, sql, params, many, context):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 
 from django.conf import settings
@@ -19,6 +20,8 @@ from tenants.exceptions import TenantInputError, TenantNotFound
 from tenants.lifecycle.status import tenant_transition
 from tenants.management.lifecycle_cli import LifecycleSubcommands, os_user, tenant_dict
 from tenants.models import Tenant
+
+logger = logging.getLogger("ameide.command")
 
 # Subcommands other apps add (TENANCY_CLI_EXTENSIONS): the tenancy core knows them only by
 # this setting, as it knows the principal resolver and the membership model.
@@ -74,6 +77,8 @@ class Command(*EXTENSIONS, LifecycleSubcommands, BaseCommand):
         handler = getattr(self, "do_" + subcommand.replace("-", "_"))
         label = " ".join(filter(None, [subcommand, options.get("action")]))  # "users add"
         with acting(name=f"cli:{label} ({os_user()})"):
+            # One line per command (at INFO), with its user and command id (tenants.logging).
+            logger.info("tenants %s", label, extra={"subcommand": label})
             try:
                 handler(**options)
             except INPUT_ERRORS as exc:

@@ -1,0 +1,182 @@
+"""Where rate and concurrency state lives, shared by every process and machine: Redis when
+REDIS_URL is set, else PostgreSQL. Never a per-process counter.
+
+Rate is a GCRA (generic cell rate algorithm, a token bucket kept as one timestamp): a tenant may
+send `burst` requests at once and `requests_per_second` after that. Concurrency is a set of
+leases that expire, so a worker killed mid-request frees its slot after TENANCY_LEASE_SECONDS.
+Clocks are the store's own (Redis TIME, PostgreSQL clock_timestamp()), so machines whose clocks
+drift still share one bucket.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+import zlib
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connection, transaction
+
+from limits.conf import Limits
+from tenants.context import no_tenant
+
+
+@dataclass(frozen=True, slots=True)
+class RateDecision:
+    allowed: bool
+    remaining: int  # requests that could be sent now
+    reset_seconds: float  # until the bucket is full again (allowed) or the next admission
+
+
+class Store:
+    def take(self, *, tenant_id: int, limits: Limits) -> RateDecision:
+        raise NotImplementedError
+
+    def acquire(self, *, tenant_id: int, limits: Limits) -> str | None:
+        """A lease for one request in progress, or None when the tenant has none free."""
+        raise NotImplementedError
+
+    def release(self, *, tenant_id: int, lease: str) -> None:
+        raise NotImplementedError
+
+
+def _decision(*, allowed: bool, now: float, tat: float, limits: Limits) -> RateDecision:
+    interval = 1.0 / limits.requests_per_second
+    if not allowed:
+        return RateDecision(False, 0, max(tat + interval - limits.burst * interval - now, 0.0))
+    remaining = int((now - (tat - limits.burst * interval)) / interval + 1e-9)
+    return RateDecision(True, max(remaining, 0), max(tat - now, 0.0))
+
+
+# KEYS[1] bucket; ARGV: interval (s), burst. Returns {allowed, now, tat} as strings.
+_GCRA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + interval
+if new_tat - burst * interval > now then
+  return {0, tostring(now), tostring(tat)}
+end
+redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil((new_tat - now) * 1000) + 1000)
+return {1, tostring(now), tostring(new_tat)}
+"""
+# KEYS[1] lease set; ARGV: limit, lease seconds, lease id. Returns 1 when admitted.
+_ACQUIRE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
+redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2])) + 1)
+return 1
+"""
+
+
+class RedisStore(Store):
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self.gcra = self.client.register_script(_GCRA)
+        self.lease_script = self.client.register_script(_ACQUIRE)
+        self.prefix = settings.TENANCY_REDIS_PREFIX
+
+    def take(self, *, tenant_id: int, limits: Limits) -> RateDecision:
+        interval = 1.0 / limits.requests_per_second
+        allowed, now, tat = self.gcra(
+            keys=[f"{self.prefix}rate:{tenant_id}"], args=[repr(interval), limits.burst]
+        )
+        return _decision(allowed=bool(int(allowed)), now=float(now), tat=float(tat), limits=limits)
+
+    def acquire(self, *, tenant_id: int, limits: Limits) -> str | None:
+        lease = uuid.uuid4().hex
+        admitted = self.lease_script(
+            keys=[f"{self.prefix}busy:{tenant_id}"],
+            args=[limits.concurrent_requests, settings.TENANCY_LEASE_SECONDS, lease],
+        )
+        return lease if int(admitted) else None
+
+    def release(self, *, tenant_id: int, lease: str) -> None:
+        self.client.zrem(f"{self.prefix}busy:{tenant_id}", lease)
+
+
+_NOW = "extract(epoch FROM clock_timestamp())::float8"
+# One statement: the row lock of ON CONFLICT serialises concurrent requests of one tenant.
+_TAKE = f"""
+INSERT INTO limits_ratestate AS s (tenant_id, tat) VALUES (%(tenant)s, {_NOW} + %(interval)s)
+ON CONFLICT (tenant_id) DO UPDATE
+  SET tat = GREATEST(s.tat, {_NOW}) + %(interval)s
+  WHERE GREATEST(s.tat, {_NOW}) + %(interval)s - %(burst)s * %(interval)s <= {_NOW}
+RETURNING tat, {_NOW}
+"""
+_LEASE_LOCK = zlib.crc32(b"limits.concurrency") & 0x7FFFFFFF
+
+
+class PostgresStore(Store):
+    """Rate and leases in global tables, written in the global scope in autocommit."""
+
+    def take(self, *, tenant_id: int, limits: Limits) -> RateDecision:
+        params = {
+            "tenant": tenant_id,
+            "interval": 1.0 / limits.requests_per_second,
+            "burst": limits.burst,
+        }
+        with no_tenant(), connection.cursor() as cursor:
+            cursor.execute(_TAKE, params)
+            row = cursor.fetchone()
+            if row is not None:
+                return _decision(allowed=True, now=row[1], tat=row[0], limits=limits)
+            cursor.execute(
+                f"SELECT tat, {_NOW} FROM limits_ratestate WHERE tenant_id = %s", [tenant_id]
+            )
+            tat, now = cursor.fetchone()
+        return _decision(allowed=False, now=now, tat=tat, limits=limits)
+
+    def acquire(self, *, tenant_id: int, limits: Limits) -> str | None:
+        # The advisory lock makes count-then-insert one step per tenant (other tenants never
+        # wait on it); it ends with the transaction.
+        with no_tenant(), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LEASE_LOCK, _int4(tenant_id)])
+            cursor.execute(
+                "DELETE FROM limits_concurrencylease WHERE tenant_id = %s "
+                "AND expires_at < clock_timestamp()",
+                [tenant_id],
+            )
+            cursor.execute(
+                "INSERT INTO limits_concurrencylease (tenant_id, expires_at) "
+                "SELECT %(tenant)s, clock_timestamp() + make_interval(secs => %(secs)s) "
+                "WHERE (SELECT count(*) FROM limits_concurrencylease WHERE tenant_id = %(tenant)s)"
+                " < %(limit)s RETURNING id",
+                {
+                    "tenant": tenant_id,
+                    "secs": settings.TENANCY_LEASE_SECONDS,
+                    "limit": limits.concurrent_requests,
+                },
+            )
+            row = cursor.fetchone()
+        return str(row[0]) if row else None
+
+    def release(self, *, tenant_id: int, lease: str) -> None:
+        with no_tenant(), connection.cursor() as cursor:
+            cursor.execute(
+                "DELETE FROM limits_concurrencylease WHERE id = %s AND tenant_id = %s",
+                [int(lease), tenant_id],
+            )
+
+
+def _int4(value: int) -> int:
+    """Advisory locks take int4 keys; a collision only makes two tenants share a lock."""
+    return value % 0x7FFFFFFF
+
+
+@functools.cache
+def _store_for(url: str) -> Store:
+    return RedisStore(url) if url else PostgresStore()
+
+
+def get_store() -> Store:
+    return _store_for(settings.REDIS_URL)

@@ -1,0 +1,150 @@
+"""Helpers of the limits tests: gunicorn with several worker processes, parallel callers,
+the test's hold on the hold view (tests/limits/urls.py), and the Redis database of the tests."""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+import psycopg
+import pytest
+import requests
+
+from tests.limits.urls import HOLD_KEY
+from tests.rls.support import (
+    ROOT,
+    START_TIMEOUT_SECONDS,
+    _Drain,
+    _stop,
+    _wait_until,
+    connection_kwargs,
+)
+
+# Redis on this machine; the tests use their own database number and flush only it.
+REDIS_TEST_URL = os.environ.get("AMEIDE_TEST_REDIS_URL", "redis://127.0.0.1:6379/7")
+
+
+def redis_url() -> str:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.ConnectionError:
+        pytest.fail(f"Redis is not reachable at {REDIS_TEST_URL} (apt-get install redis-server)")
+    client.flushdb()
+    return REDIS_TEST_URL
+
+
+@contextmanager
+def gunicorn_workers(*, env: dict[str, str], port: int, workers: int = 3, threads: int = 4):
+    """gunicorn with several worker processes serving tests/limits/server_settings.py;
+    yields its base URL and its output (JSON log lines)."""
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "ameide.wsgi:application",
+        # The image's settings (its child_exit hook for Prometheus); the flags below win.
+        "--config",
+        "deploy/gunicorn.conf.py",
+        "--access-logfile",
+        "/dev/null",
+        "--worker-class",
+        "gthread",
+        "--threads",
+        str(threads),
+        "--workers",
+        str(workers),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--graceful-timeout",
+        "2",
+    ]
+    env = {**env, "DJANGO_SETTINGS_MODULE": "tests.limits.server_settings"}
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    drain = _Drain(process.stdout)
+    drain.start()
+    try:
+        try:
+            drain.listening.get(timeout=START_TIMEOUT_SECONDS)
+        except queue.Empty:
+            raise AssertionError(f"gunicorn did not start:\n{drain.tail()}") from None
+        base = f"http://127.0.0.1:{port}"
+        _wait_until(
+            lambda: requests.get(f"{base}/healthz", timeout=2).ok, what="gunicorn", drain=drain
+        )
+        # Every worker booted (each logs it): requests are spread over processes.
+        _wait_until(
+            lambda: drain.tail().count("Booting worker") >= workers, what="workers", drain=drain
+        )
+        yield base, drain
+    finally:
+        _stop(process, drain)
+
+
+def parallel(calls: list, *, workers: int = 12) -> list:
+    """Run the callables at once from a pool of threads; their results, in order."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(lambda call: call(), calls))
+
+
+@contextmanager
+def holding() -> Iterator[callable]:
+    """Hold the hold view's lock: its requests wait inside the database until the block ends.
+    Yields a function returning how many backends wait for it."""
+    conn = psycopg.connect(**connection_kwargs(as_owner=True), autocommit=True)
+    conn.execute("SELECT pg_advisory_lock(%s)", [HOLD_KEY])
+
+    def waiting() -> int:
+        with psycopg.connect(**connection_kwargs(as_owner=True), autocommit=True) as probe:
+            row = probe.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                "AND objid = %s",
+                [HOLD_KEY],
+            ).fetchone()
+        return row[0]
+
+    try:
+        yield waiting
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", [HOLD_KEY])
+        conn.close()
+
+
+def wait_for(condition, *, what: str) -> None:
+    """Poll until `condition()` is true (no threshold on how long it takes, only a give-up)."""
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.02)
+
+
+class Background(threading.Thread):
+    """A call run in a thread; `.result` once joined."""
+
+    def __init__(self, call) -> None:
+        super().__init__(daemon=True)
+        self.call = call
+        self.result = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.result = self.call()
+        except BaseException as exc:  # reported by the test
+            self.error = exc
+        finally:
+            from django.db import connections
+
+            connections.close_all()  # this thread's connections, before the database is dropped
