@@ -52,14 +52,40 @@ class WorkflowRunSerializer(serializers.ModelSerializer):
             "started_at",
             "finished_at",
             "created_at",
+            # Background execution (docs/background-work.md).
+            "error",
+            "log",
+            "approvals",
+            "attempts",
+            "cancel_requested",
+            "retry_of",
         ]
-        read_only_fields = ["id", "status", "output", "started_at", "finished_at", "created_at"]
+        read_only_fields = [
+            "id",
+            "status",
+            "output",
+            "started_at",
+            "finished_at",
+            "created_at",
+            "error",
+            "log",
+            "approvals",
+            "attempts",
+            "cancel_requested",
+            "retry_of",
+        ]
 
 
 class WorkflowRunCreateSerializer(serializers.Serializer):
     """Body of POST /api/workflows/{id}/runs/: the workflow comes from the URL."""
 
     input = serializers.JSONField(required=False, validators=[_json_object])
+
+
+class RunApprovalSerializer(serializers.Serializer):
+    """Body of POST /api/runs/{id}/approve/: the approval step's name."""
+
+    approval = serializers.CharField(max_length=100)
 
 
 class MeSerializer(serializers.Serializer):

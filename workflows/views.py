@@ -10,10 +10,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from tenants.api import TenantViewSet
+from tenants.permissions import IsTenantMember
 from workflows import selectors, services
 from workflows.filters import WorkflowFilter, WorkflowRunFilter
+from workflows.permissions import RULES, WorkflowRolePermission
 from workflows.serializers import (
     MeSerializer,
+    RunApprovalSerializer,
     WorkflowRunCreateSerializer,
     WorkflowRunSerializer,
     WorkflowSerializer,
@@ -30,6 +33,7 @@ class WorkflowViewSet(
 ):
     """Workflows of the caller's tenant."""
 
+    permission_classes = [IsTenantMember, WorkflowRolePermission]
     selector = staticmethod(selectors.workflow_list)
     serializer_class = WorkflowSerializer
     filterset_class = WorkflowFilter
@@ -80,6 +84,7 @@ class WorkflowRunViewSet(
 ):
     """Runs of the caller's tenant; POST takes the workflow id in the body."""
 
+    permission_classes = [IsTenantMember, WorkflowRolePermission]
     selector = staticmethod(selectors.run_list)
     serializer_class = WorkflowRunSerializer
     filterset_class = WorkflowRunFilter
@@ -88,11 +93,40 @@ class WorkflowRunViewSet(
     def create(self, request):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        self.check_object_permissions(request, serializer.validated_data["workflow"])
         run = services.run_start(
             workflow=serializer.validated_data["workflow"],
             input=serializer.validated_data.get("input"),
         )
         return Response(self.get_serializer(run).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: WorkflowRunSerializer}, description=RULES)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        """Cancel a queued or waiting run now, or ask a running one to stop at its next step."""
+        run = services.run_cancel(run=self.get_object())
+        return Response(self.get_serializer(run).data)
+
+    @extend_schema(request=None, responses={201: WorkflowRunSerializer}, description=RULES)
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        """Queue a new run with the same input as this failed or cancelled one."""
+        run = services.run_retry(run=self.get_object())
+        return Response(self.get_serializer(run).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=RunApprovalSerializer, responses={200: WorkflowRunSerializer}, description=RULES
+    )
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        """Give the approval a waiting run asks for; the run is queued again to go on."""
+        run = self.get_object()
+        body = RunApprovalSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        run = services.run_approve(
+            run=run, approval=body.validated_data["approval"], by=request.user.get_username()
+        )
+        return Response(self.get_serializer(run).data)
 
 
 class MeView(APIView):
