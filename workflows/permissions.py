@@ -26,7 +26,7 @@ def role_of(request) -> str:
 
 
 def _refuse(detail: str, code: str) -> RoleRefused:
-    return RoleRefused({"detail": detail, "code": code})
+    return RoleRefused(detail, code)
 
 
 class WorkflowRolePermission(BasePermission):
