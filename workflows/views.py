@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -25,6 +25,11 @@ from workflows.serializers import (
 DUPLICATE_NAME = {"name": ["A workflow with this name already exists."]}
 
 
+# The role rules, in the OpenAPI description of every operation that writes.
+_WRITES = extend_schema(description=RULES)
+
+
+@extend_schema_view(create=_WRITES, update=_WRITES, partial_update=_WRITES, destroy=_WRITES)
 class WorkflowViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -64,7 +69,11 @@ class WorkflowViewSet(
     def perform_destroy(self, instance):
         services.workflow_delete(workflow=instance)
 
-    @extend_schema(request=WorkflowRunCreateSerializer, responses=WorkflowRunSerializer(many=True))
+    @extend_schema(
+        request=WorkflowRunCreateSerializer,
+        responses=WorkflowRunSerializer(many=True),
+        description=RULES,
+    )
     @action(detail=True, methods=["get", "post"], serializer_class=WorkflowRunSerializer)
     def runs(self, request, pk=None):
         workflow = self.get_object()
@@ -77,6 +86,7 @@ class WorkflowViewSet(
         return self.get_paginated_response(WorkflowRunSerializer(page, many=True).data)
 
 
+@extend_schema_view(create=_WRITES)
 class WorkflowRunViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
