@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from tenants.models import Tenant
+from tenants.context import current_tenant
+from tenants.models import AuditEvent, Tenant
 
 
 class TenantNotFound(LookupError):
@@ -20,3 +21,8 @@ def tenant_get(*, slug: str) -> Tenant:
     if tenant is None:
         raise TenantNotFound(f"No tenant with slug {slug!r}.")
     return tenant
+
+
+def audit_events() -> QuerySet[AuditEvent]:
+    """The current tenant's audit events (RLS shows no others; the filter states it too)."""
+    return AuditEvent.objects.filter(tenant_id_value=current_tenant().pk)
