@@ -283,3 +283,16 @@ def test_cancel_approve_and_retry_through_the_api(tenant_a, user_a):
     with no_tenant():
         actions = set(AuditEvent.objects.values_list("action", flat=True))
     assert {"workflow.run", "run.cancel", "run.approve", "run.retry", "run.succeeded"} <= actions
+
+
+def test_make_run_starts_the_worker_next_to_the_server_and_stops_it_with_the_server():
+    recipe = subprocess.run(
+        ["make", "--no-print-directory", "-n", "run", "PORT=18812"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "manage.py runworker & worker=$!" in recipe
+    assert "runserver 127.0.0.1:18812" in recipe
+    assert "trap 'kill $worker" in recipe
