@@ -6,7 +6,7 @@ Shared by the API's bearer tokens and the browser's ID tokens, so both answer al
 from __future__ import annotations
 
 from accounts.models import Membership, User
-from accounts.principal import Principal, PrincipalRejected, enter_tenant
+from accounts.principal import Principal, check_entry, enter_tenant
 from accounts.providers import ProviderPolicy
 from accounts.services import user_first_sign_in, user_provision
 from accounts.tokens import VerifiedToken
@@ -75,16 +75,7 @@ def _admit_member(
     if tenant.external_id != token.tenant_external_id:
         _TENANT_ID_HINTS.pop(token.tenant_external_id, None)
         return None
-    if not policy.may_assert(tenant):
-        raise PrincipalRejected(status=403, code="tenant_unknown", detail="Unknown tenant.")
-    if not tenant.is_active:
-        raise PrincipalRejected(
-            status=403, code="tenant_inactive", detail="Tenant is not active.", tenant=tenant
-        )
-    if not membership.user.is_active:
-        raise PrincipalRejected(
-            status=403, code="user_inactive", detail="User is inactive.", tenant=tenant
-        )
+    check_entry(tenant=tenant if policy.may_assert(tenant) else None, user=membership.user)
     return Principal(user=membership.user, tenant=tenant, membership=membership, via=via)
 
 
@@ -93,12 +84,7 @@ def tenant_named_by(*, token: VerifiedToken, policy: ProviderPolicy) -> Tenant:
     # Case-sensitive equality in PostgreSQL; the claim was already refused if it was padded,
     # empty or not a string (accounts.tokens), so no normalisation happens anywhere.
     tenant = Tenant.objects.filter(external_id=token.tenant_external_id).first()
-    if tenant is None or not policy.may_assert(tenant):
-        # One answer for "no such tenant" and "not yours to name": a provider bound to some
-        # tenants learns nothing about the others.
-        raise PrincipalRejected(status=403, code="tenant_unknown", detail="Unknown tenant.")
-    if not tenant.is_active:
-        raise PrincipalRejected(
-            status=403, code="tenant_inactive", detail="Tenant is not active.", tenant=tenant
-        )
+    # One answer for "no such tenant" and "not yours to name": a provider bound to some
+    # tenants learns nothing about the others.
+    check_entry(tenant=tenant if tenant is not None and policy.may_assert(tenant) else None)
     return tenant

@@ -8,33 +8,18 @@ import jwt
 from django.conf import settings
 from django.core.signals import setting_changed
 
+from accounts import admission_cache
 from accounts.admission import admit
+from accounts.errors import InvalidToken, PrincipalRejected, TenantClaimError, TokenRejected
 from accounts.models import User
-from accounts.principal import Principal, PrincipalRejected
+from accounts.principal import Principal
 from accounts.providers import policy_for, trusted_issuers
 from accounts.tokens import (
-    InvalidToken,
     IssuerConfig,
     JWKSCache,
-    TenantClaimError,
     TokenVerifier,
     VerifiedToken,
 )
-
-
-class TokenRejected(PrincipalRejected):
-    """A 401: the token cannot be trusted. Carries the RFC 6750 challenge for the response."""
-
-    def __init__(self, reason: str, *, hint: str = "") -> None:
-        detail = f"Invalid token: {reason}." + (f" {hint}" if hint else "")
-        super().__init__(status=401, code="invalid_token", detail=detail)
-        # Reasons are fixed strings of accounts.tokens; quotes are dropped all the same so no
-        # value can ever break out of the quoted-string.
-        description = reason.replace('"', "").replace("\\", "")
-        self.www_authenticate = (
-            f'Bearer realm="api", error="invalid_token", error_description="{description}"'
-        )
-
 
 _lock = threading.Lock()
 _state: tuple[TokenVerifier, JWKSCache] | None = None
@@ -104,7 +89,14 @@ def bearer_principal(*, token: str, session_user: User | None = None) -> Princip
     `session_user` is the user of a browser session the same request carries: a token of
     anyone else is refused before anything is written, whatever the token says.
     """
-    verified = verify(token)
+    remembered = admission_cache.cache()
+    key = admission_cache.token_key(token)
+    hit = remembered.get(key) if remembered is not None else None
+    if hit is not None:
+        verified, principal = hit
+    else:
+        verified = verify(token)
+        principal = None
     if session_user is not None and (session_user.issuer, session_user.subject) != (
         verified.issuer,
         verified.subject,
@@ -114,10 +106,17 @@ def bearer_principal(*, token: str, session_user: User | None = None) -> Princip
             code="conflicting_credentials",
             detail="The session and the bearer token belong to different users.",
         )
+    if principal is not None:
+        return principal
     policy = policy_for(verified.issuer)
     if policy is None:  # the provider was disabled a moment ago
         raise TokenRejected("unknown issuer")
-    return admit(token=verified, policy=policy, via="bearer")
+    principal = admit(token=verified, policy=policy, via="bearer")
+    if remembered is not None:
+        # Until the token expires, or anything that decides admission changes (the cache's
+        # listener empties it on PostgreSQL's signal), whichever comes first.
+        remembered.put(key, (verified, principal), expires_at=verified.expires_at)
+    return principal
 
 
 def reset() -> None:

@@ -6,6 +6,8 @@ import ipaddress
 import urllib.parse
 from pathlib import Path
 
+from accounts.errors import InsecureIssuer
+
 PROVIDER_KINDS = ("generic", "keycloak", "auth0")
 DEFAULT_TENANT_CLAIM = "tenant_id"
 DEFAULT_ADMIN_ROLE = "tenant-admin"
@@ -15,10 +17,6 @@ DEFAULT_DEV_PORT = 8000
 # `make run` writes the port it serves on here (in the run directory), so that
 # `manage.py tenants token` in another shell names the issuer of that server.
 DEV_PORT_FILE = "port"
-
-
-class InsecureIssuer(ValueError):
-    """An issuer URL that tokens must not be trusted from."""
 
 
 def is_loopback_host(host: str) -> bool:

@@ -9,11 +9,13 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from accounts.conf import InsecureIssuer, check_issuer_url
+from accounts.conf import check_issuer_url
+from accounts.errors import InsecureIssuer
 from accounts.secrets import EncryptedTextField
 from accounts.tokens import IssuerConfig
 from tenants.constraints import GlobalRowSecurity
-from tenants.models import Tenancy, Tenant, TenantModel
+from tenants.models import Tenant, TenantModel
+from tenants.preparation import Tenancy
 
 # Under a tenant, SQL sees only the users who are members of that tenant (memberships are
 # tenant rows, so the subquery is itself limited to the tenant's memberships) or whose home
@@ -45,6 +47,7 @@ class User(AbstractUser):
     )
     awaiting_first_sign_in = models.BooleanField(
         default=False,
+        db_default=False,
         help_text="Created by an import before this person ever signed in: their first "
         "sign-in provisions them into the tenant their token names, like a new account.",
     )

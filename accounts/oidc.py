@@ -31,8 +31,9 @@ from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthen
 
 from accounts.admission import admit
 from accounts.bearer import jwks_cache
-from accounts.conf import InsecureIssuer, check_issuer_url
-from accounts.principal import SESSION_TENANT_KEY, PrincipalRejected
+from accounts.conf import check_issuer_url
+from accounts.errors import InsecureIssuer, PrincipalRejected, ProviderUnavailable, SignInRefused
+from accounts.principal import SESSION_TENANT_KEY
 from accounts.providers import environment_policy
 from accounts.tokens import (
     InvalidToken,
@@ -48,10 +49,6 @@ logger = logging.getLogger(__name__)
 BACKEND_PATH = "accounts.oidc.TenantOIDCBackend"
 _DISCOVERY_TTL_SECONDS = 3600.0
 _PROVIDER_LABELS = {"keycloak": "Keycloak", "auth0": "Auth0"}
-
-
-class ProviderUnavailable(Exception):
-    """The provider's discovery document could not be read or made no sense."""
 
 
 def browser_sign_in_enabled() -> bool:
@@ -124,14 +121,6 @@ def id_token_config() -> IssuerConfig:
         roles_claim=settings.OIDC_ROLES_CLAIM or None,
         leeway_seconds=settings.OIDC_LEEWAY_SECONDS,
     )
-
-
-class SignInRefused(Exception):
-    """Sign-in cannot complete; `message` is shown to the person on the login page."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class TenantOIDCBackend(OIDCAuthenticationBackend):

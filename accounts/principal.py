@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from django.http import HttpRequest
 
+from accounts.errors import PrincipalRejected
 from accounts.models import Membership, User
 from tenants.acting import acting_as_of, is_admin_request
 from tenants.context import tenant_context
@@ -20,19 +21,6 @@ SESSION_TENANT_KEY = "ameide_tenant_id"
 # Signing in and out must work for anyone, including a session whose membership was just
 # removed, so these pages run without entering a tenant (they read no tenant data).
 TENANTLESS_PATH_PREFIXES = ("/accounts/", "/oidc/", "/dev-issuer/")
-
-
-class PrincipalRejected(Exception):
-    """The caller is authenticated but may not enter the tenant (403), or is not (401)."""
-
-    def __init__(
-        self, *, status: int, code: str, detail: str, tenant: Tenant | None = None
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.code = code
-        self.detail = detail
-        self.tenant = tenant  # the tenant that was refused, when known (for the audit row)
 
 
 @dataclass(frozen=True)
@@ -53,20 +41,24 @@ class Principal:
         return self.tenant.slug if self.via == "acting_as" else ""
 
 
-def enter_tenant(*, user: User, tenant: Tenant | None, via: str) -> Principal:
-    """Check that `user` may work in `tenant` now: it exists, is active, and they are a member."""
+_NOT_LOOKED_UP = object()
+
+
+def check_entry(
+    *, tenant: Tenant | None, user: User | None = None, membership=_NOT_LOOKED_UP
+) -> None:
+    """The admission rule, in one place: raise the refusal (403) that applies, in this order:
+    no tenant, an inactive tenant, an inactive user, no membership (when it was looked up)."""
     if tenant is None:
         raise PrincipalRejected(status=403, code="tenant_unknown", detail="Unknown tenant.")
     if not tenant.is_active:
         raise PrincipalRejected(
             status=403, code="tenant_inactive", detail="Tenant is not active.", tenant=tenant
         )
-    if not user.is_active:
+    if user is not None and not user.is_active:
         raise PrincipalRejected(
             status=403, code="user_inactive", detail="User is inactive.", tenant=tenant
         )
-    with tenant_context(tenant):
-        membership = Membership.objects.filter(user=user).first()
     if membership is None:
         raise PrincipalRejected(
             status=403,
@@ -74,6 +66,14 @@ def enter_tenant(*, user: User, tenant: Tenant | None, via: str) -> Principal:
             detail="You are not a member of this tenant.",
             tenant=tenant,
         )
+
+
+def enter_tenant(*, user: User, tenant: Tenant | None, via: str) -> Principal:
+    """Check that `user` may work in `tenant` now: it exists, is active, and they are a member."""
+    check_entry(tenant=tenant, user=user)  # before the membership query
+    with tenant_context(tenant):
+        membership = Membership.objects.filter(user=user).first()
+    check_entry(tenant=tenant, user=user, membership=membership)
     return Principal(user=user, tenant=tenant, membership=membership, via=via)
 
 
@@ -107,22 +107,3 @@ def acting_principal(request: HttpRequest) -> Principal | None:
         via="acting_as",
         acting_reason=acting.reason,
     )
-
-
-def resolve_principal(request: HttpRequest) -> Principal | None:
-    """The request's principal, or None for an anonymous (or tenant-less) caller."""
-    # Imported here: accounts.bearer builds on this module's Principal and enter_tenant.
-    from accounts.bearer import TokenRejected, bearer_principal
-    from accounts.tokens import InvalidToken, parse_bearer
-
-    if request.path.startswith(TENANTLESS_PATH_PREFIXES):
-        return None
-    try:
-        token = parse_bearer(request.headers.get("Authorization"))
-    except InvalidToken as exc:
-        raise TokenRejected(exc.reason) from None
-    if token is None:
-        return session_principal(request)
-    user = getattr(request, "user", None)
-    session_user = user if user is not None and user.is_authenticated else None
-    return bearer_principal(token=token, session_user=session_user)

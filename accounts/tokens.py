@@ -21,6 +21,8 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
+from accounts.errors import InvalidToken, TenantClaimError
+
 logger = logging.getLogger(__name__)
 
 # Every algorithm we can verify, with the JWK "kty" (and EC curve) its key must have. Only
@@ -50,24 +52,6 @@ _B64TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")  # RFC 6750 section 2.1
 
 _MIN_RSA_BITS = 2048
 _MAX_DOCUMENT_BYTES = 1024 * 1024
-
-
-class InvalidToken(Exception):
-    """The token cannot be trusted; ``reason`` is safe to echo in WWW-Authenticate."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class TenantClaimError(Exception):
-    """The token is authentic but its tenant claim is unusable (a 403, not a 401)."""
-
-    def __init__(self, reason: str, *, issuer: str, subject: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.issuer = issuer
-        self.subject = subject
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -89,6 +89,11 @@ TENANCY_BREAKGLASS_ROLE = env.str("AMEIDE_BREAKGLASS_ROLE", default=BREAKGLASS_R
 # Models of other apps that hold no tenant data; `manage.py check` asks every other model to
 # be a TenantModel or to declare itself global (tenants.checks).
 TENANCY_GLOBAL_APPS = ["admin", "auth", "contenttypes"]
+# What the tenancy core knows of the identity app, by name only (no imports of accounts):
+# who is calling, the membership model, and the identity app's `manage.py tenants` subcommands.
+TENANCY_PRINCIPAL_RESOLVER = "accounts.callers.resolve_principal"
+TENANCY_MEMBERSHIP_MODEL = "accounts.Membership"
+TENANCY_CLI_EXTENSIONS = ["accounts.cli.AccountSubcommands"]
 TENANCY_STATEMENT_TIMEOUT_MS = env.int("TENANCY_STATEMENT_TIMEOUT_MS", default=15000)
 # The key that signs the scope each transaction carries (tenants.db.signing); default: derived
 # from SECRET_KEY. `migrate` and `tenants setup` copy it to where only the owner role reads it.
@@ -199,6 +204,13 @@ OIDC_JWKS_TIMEOUT_SECONDS = env.float("OIDC_JWKS_TIMEOUT_SECONDS", default=2.0)
 OIDC_JWKS_SOFT_TTL_SECONDS = env.float("OIDC_JWKS_SOFT_TTL_SECONDS", default=3600.0)
 OIDC_JWKS_MIN_REFETCH_SECONDS = env.float("OIDC_JWKS_MIN_REFETCH_SECONDS", default=30.0)
 OIDC_PROVIDER_CACHE_SECONDS = env.float("OIDC_PROVIDER_CACHE_SECONDS", default=30.0)
+# Admitted bearer principals per process (accounts.admission_cache): dropped on PostgreSQL's
+# signal whenever memberships, users, tenants or providers change; 0 switches it off.
+ADMISSION_CACHE_SECONDS = env.float("ADMISSION_CACHE_SECONDS", default=300.0)
+ADMISSION_CACHE_ENTRIES = env.int("ADMISSION_CACHE_ENTRIES", default=10_000)
+# The listener needs a session of its own: a direct address when DATABASE_URL is a
+# transaction-mode pooler (default: the runtime role's DATABASE_URL).
+ADMISSION_LISTEN_URL = env.str("ADMISSION_LISTEN_URL", default="")
 # Browser sign-in (mozilla-django-oidc, authorization code + PKCE) against OIDC_ISSUER.
 OIDC_RP_CLIENT_ID = env.str("OIDC_RP_CLIENT_ID", default="")
 OIDC_RP_CLIENT_SECRET = env.str("OIDC_RP_CLIENT_SECRET", default="")

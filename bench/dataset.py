@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from django.core.management import call_command
 from django.db import connections
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 MEMBER_USERNAME = "bench-member"
 OWNER_USERNAME = "bench-owner"
 MEMBER_PASSWORD = "bench-password"  # noqa: S105 (a throwaway account of the benchmark database)
@@ -161,6 +161,13 @@ def _generate(*, owner_alias: str, spec: DatasetSpec) -> None:
             ["!", OWNER_USERNAME],
         )
         owner_id = cursor.fetchone()[0]
+        # The owner of every workflow is a member of every tenant, as owners are in the app
+        # (under a tenant, PostgreSQL shows only that tenant's members: docs/security.md).
+        cursor.execute(
+            "INSERT INTO accounts_membership (tenant_id, user_id, role, created_at) "
+            "SELECT id, %s, 'admin', now() FROM tenants_tenant WHERE slug LIKE 'bench-%%'",
+            [owner_id],
+        )
         cursor.execute("SELECT setseed(%s)", [(spec.seed % 1000) / 1000])
         cursor.execute(
             "INSERT INTO workflows_workflow (tenant_id, name, description, definition, status, "

@@ -17,15 +17,11 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from tenants.audit import record_event
-from tenants.exceptions import TenancyError
+from tenants.exceptions import ActingRefused
 from tenants.models import Tenant
 
 SESSION_ACTING_KEY = "ameide_acting_as"
 REASON_MAX_LENGTH = 500
-
-
-class ActingRefused(TenancyError):
-    """The act-as request was refused (not a platform admin, no reason, a deleted tenant)."""
 
 
 @dataclass(frozen=True, slots=True)

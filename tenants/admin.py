@@ -13,10 +13,10 @@ from django.utils.html import format_html
 
 from tenants.admin_site import PlatformPermissions, is_tenant_admin
 from tenants.context import current_tenant
-from tenants.lifecycle.errors import LifecycleError
+from tenants.exceptions import LifecycleError, TenantInputError
 from tenants.lifecycle.status import tenant_transition
 from tenants.models import AuditEvent, Tenant
-from tenants.services import SLUG_RE, TenantInputError, tenant_create, tenant_update
+from tenants.services import SLUG_RE, tenant_create, tenant_update
 
 
 class TenantAddForm(forms.ModelForm):

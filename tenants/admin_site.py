@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 
 from django import forms
 from django.apps import apps
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import RelatedOnlyFieldListFilter
 from django.contrib.admin.forms import AdminAuthenticationForm
@@ -32,10 +33,10 @@ from django.urls import path, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from tenants.acting import REASON_MAX_LENGTH, ActingRefused, act_as_start, act_as_stop
+from tenants.acting import REASON_MAX_LENGTH, act_as_start, act_as_stop
 from tenants.audit import record_event
 from tenants.context import current_tenant_or_none, no_tenant
-from tenants.exceptions import TenantNotSet
+from tenants.exceptions import ActingRefused, TenantNotSet
 from tenants.models import Tenant, TenantModel
 
 
@@ -64,9 +65,8 @@ def is_tenant_model(model) -> bool:
 
 def tenant_member_ids() -> QuerySet:
     """Ids of the current tenant's members, as a subquery scoped when it is compiled."""
-    from accounts.models import Membership
-
-    return Membership.objects.values("user_id")
+    membership = apps.get_model(settings.TENANCY_MEMBERSHIP_MODEL)
+    return membership.objects.values("user_id")
 
 
 class TenantModelForm(forms.ModelForm):

@@ -8,15 +8,13 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import connections
 
 from tenants.db.signing import SEPARATOR, signed_fields
 from tenants.db.wall import PRIVATE
-
-if TYPE_CHECKING:
-    from tenants.models import AuditEvent, Tenant
+from tenants.models import AuditEvent, Tenant
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +58,6 @@ def record_event(
     The row goes through `ameide_private.record_audit`, the audit log's only door: the fields
     carry the application's signature, and PostgreSQL stamps the time, pid and transaction.
     """
-    from tenants.models import AuditEvent
-
     who = current_actor()
     row = AuditEvent(
         actor=_text(actor or who.name, 255),

@@ -8,8 +8,9 @@ from django.core import checks
 from django.db import models
 
 from tenants.constraints import CompositeForeignKey, RowLevelSecurity
-from tenants.models import Tenancy, TenantModel
-from tenants.scoping import TenantManager, tenant_foreign_keys
+from tenants.models import TenantModel
+from tenants.preparation import Tenancy, tenant_foreign_keys
+from tenants.scoping import TenantManager
 
 
 def _error(model, code: str, msg: str, hint: str = "") -> checks.Error:

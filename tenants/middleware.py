@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from django.utils.module_loading import import_string
 
+from tenants.acting import is_admin_request
 from tenants.audit import acting, record_event
 from tenants.context import no_tenant, tenant_context
+from tenants.exceptions import EntryRefused
 
-PRINCIPAL_RESOLVER = "accounts.principal.resolve_principal"
 DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
 
 
@@ -42,8 +44,6 @@ def _record_refusal(request: HttpRequest, exc, *, request_id: str) -> None:
 
 
 def _rejection(exc, request: HttpRequest | None = None) -> HttpResponse:
-    from tenants.acting import is_admin_request
-
     if request is not None and exc.status == 403 and is_admin_request(request):
         # Admin pages are read by people: the same refusal, as a page with a way to sign out.
         body = render_to_string("admin/tenant_refused.html", {"detail": exc.detail}, request)
@@ -64,16 +64,15 @@ class TenantMiddleware:
 
     def __init__(self, get_response) -> None:
         self.get_response = get_response
-        self.resolve = import_string(PRINCIPAL_RESOLVER)
+        # Who is calling is the identity app's business; the core knows it by a setting.
+        self.resolve = import_string(settings.TENANCY_PRINCIPAL_RESOLVER)
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        from accounts.principal import PrincipalRejected
-
         request_id = request.headers.get("X-Request-ID", "")[:64] or uuid.uuid4().hex
         with no_tenant():
             try:
                 principal = self.resolve(request)
-            except PrincipalRejected as exc:
+            except EntryRefused as exc:
                 if exc.status == 403:
                     try:
                         _record_refusal(request, exc, request_id=request_id)

@@ -7,19 +7,12 @@ from django.db.models.functions import Now
 
 from tenants.constraints import GlobalRowSecurity
 from tenants.context import no_tenant
+from tenants.preparation import Tenancy, install_tenant_keys
 from tenants.scoping import (
     TenantManager,
     check_row_of_current_tenant,
     claim_row_for_current_tenant,
-    install_tenant_keys,
 )
-
-
-class Tenancy:
-    """Declarations a model makes about where its rows live (read by tenants.checks)."""
-
-    GLOBAL = "global"
-    TENANT = "tenant"
 
 
 class Tenant(models.Model):
@@ -64,7 +57,7 @@ class TenantModel(models.Model):
     It adds the `tenant` key and a manager that is both the default and the base manager, so
     every ORM path (querysets, related managers, forward foreign keys, `save()` updates,
     deletes) is scoped to the current tenant and fails closed without one. Composite keys and
-    RLS policies are added to each subclass by `install_tenant_keys` (tenants.scoping).
+    RLS policies are added to each subclass by `install_tenant_keys` (tenants.preparation).
     """
 
     tenancy = Tenancy.TENANT

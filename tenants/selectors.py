@@ -5,11 +5,8 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from tenants.context import current_tenant
+from tenants.exceptions import TenantNotFound
 from tenants.models import AuditEvent, Tenant
-
-
-class TenantNotFound(LookupError):
-    pass
 
 
 def tenant_list() -> QuerySet[Tenant]:

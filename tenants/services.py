@@ -7,13 +7,10 @@ import re
 from django.db import IntegrityError, transaction
 
 from tenants.audit import record_event
+from tenants.exceptions import TenantInputError
 from tenants.models import Tenant
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-
-
-class TenantInputError(ValueError):
-    """Bad input for a tenant operation; nothing was written."""
 
 
 def tenant_create(*, slug: str, name: str, external_id: str | None = None) -> Tenant:

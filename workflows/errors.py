@@ -1,9 +1,13 @@
-"""Errors of the workflows app: definitions, run state changes and role refusals."""
+"""The errors of the workflows app: names, definitions, run state changes, role refusals."""
 
 from __future__ import annotations
 
 from rest_framework import status
 from rest_framework.exceptions import APIException
+
+
+class DuplicateName(Exception):
+    """A workflow of that name already exists in this tenant."""
 
 
 class InvalidDefinition(ValueError):

@@ -12,12 +12,8 @@ from django.utils import timezone
 from accounts.models import User
 from tenants.audit import record_event
 from tenants.context import current_tenant
-from workflows.errors import RunStateConflict
+from workflows.errors import DuplicateName, RunStateConflict
 from workflows.models import RunTicket, Workflow, WorkflowRun
-
-
-class DuplicateName(Exception):
-    """A workflow of that name already exists in this tenant."""
 
 
 def audit(*, action: str, obj, changed: list[str] | tuple[str, ...] = (), **details: Any) -> None:

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from tenants.api import TenantViewSet
 from tenants.permissions import IsTenantMember
 from workflows import selectors, services
+from workflows.errors import DuplicateName
 from workflows.filters import WorkflowFilter, WorkflowRunFilter
 from workflows.permissions import RULES, WorkflowRolePermission
 from workflows.serializers import (
@@ -49,7 +50,7 @@ class WorkflowViewSet(
         serializer.is_valid(raise_exception=True)
         try:
             workflow = services.workflow_create(owner=request.user, **serializer.validated_data)
-        except services.DuplicateName:
+        except DuplicateName:
             raise ValidationError(DUPLICATE_NAME) from None
         return Response(self.get_serializer(workflow).data, status=status.HTTP_201_CREATED)
 
@@ -59,7 +60,7 @@ class WorkflowViewSet(
         serializer.is_valid(raise_exception=True)
         try:
             workflow = services.workflow_update(workflow=workflow, **serializer.validated_data)
-        except services.DuplicateName:
+        except DuplicateName:
             raise ValidationError(DUPLICATE_NAME) from None
         return Response(self.get_serializer(workflow).data)
 

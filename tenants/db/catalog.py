@@ -14,7 +14,7 @@ from tenants.constraints import GlobalRowSecurity, RowLevelSecurity
 from tenants.db import wall
 from tenants.db.signing import DatabaseScope, scope_value
 from tenants.models import TenantModel
-from tenants.scoping import tenant_foreign_keys
+from tenants.preparation import tenant_foreign_keys
 
 SIGNED_TEST = "ameide_private.scope_id('t'"
 

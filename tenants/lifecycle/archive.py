@@ -30,7 +30,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 
-from tenants.lifecycle.errors import ArchiveInvalid
+from tenants.exceptions import ArchiveInvalid
 from tenants.lifecycle.portable import USER_PROFILE_KEYS, user_ref_of
 from tenants.lifecycle.progress import Progress, no_progress
 from tenants.lifecycle.tables import TableDigest, TenantTable, canonical_line, tenant_tables

@@ -9,8 +9,7 @@ from django.db import transaction
 
 from tenants.audit import acting, current_actor, record_event
 from tenants.context import tenant_context
-from tenants.exceptions import TenancyError
-from tenants.lifecycle.errors import LifecycleError
+from tenants.exceptions import CommandInTenantFailed, LifecycleError, TenancyError
 from tenants.models import Tenant, TenantModel
 
 # Commands that act on the whole database (every tenant) or start long-lived servers; inside
@@ -71,10 +70,6 @@ def _runnable(name: str, args: list[str]) -> list[str]:
             "`tenant_safe = True`); only dumpdata and such commands run under `exec`."
         )
     return args
-
-
-class CommandInTenantFailed(LifecycleError):
-    """The command ran in the tenant and failed with a tenancy error."""
 
 
 def run_in_tenant(*, tenant: Tenant, argv: list[str], stdout, stderr) -> None:

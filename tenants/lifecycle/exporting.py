@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from tenants.audit import record_event
 from tenants.context import tenant_context
+from tenants.exceptions import LifecycleError
 from tenants.lifecycle.archive import (
     FORMAT,
     MANIFEST,
@@ -26,7 +27,6 @@ from tenants.lifecycle.archive import (
     manifest_digest,
     table_file,
 )
-from tenants.lifecycle.errors import LifecycleError
 from tenants.lifecycle.portable import ExportRefs
 from tenants.lifecycle.progress import Progress, no_progress
 from tenants.lifecycle.tables import (

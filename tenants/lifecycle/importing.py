@@ -24,8 +24,8 @@ from django.db import DatabaseError, connection, transaction
 from tenants import services
 from tenants.audit import record_event
 from tenants.context import tenant_context, unscoped
+from tenants.exceptions import ImportMismatch, LifecycleError
 from tenants.lifecycle.archive import VerifiedArchive, VerifiedTable, verify_archive
-from tenants.lifecycle.errors import ImportMismatch, LifecycleError
 from tenants.lifecycle.portable import ImportRefs
 from tenants.lifecycle.progress import Progress, no_progress
 from tenants.lifecycle.tables import TableDigest, canonical_line, encode_value, tenant_tables

@@ -19,7 +19,7 @@ from django.contrib.auth import get_user_model
 from django.db import models
 
 from tenants.context import no_tenant
-from tenants.lifecycle.errors import ArchiveInvalid, LifecycleError
+from tenants.exceptions import ArchiveInvalid, LifecycleError
 from tenants.lifecycle.tables import canonical_line, encode_value
 from tenants.models import Tenant
 

@@ -8,7 +8,7 @@ from django.db import connection, models, transaction
 
 from tenants.audit import record_event
 from tenants.context import no_tenant, tenant_context
-from tenants.lifecycle.errors import LifecycleError
+from tenants.exceptions import LifecycleError
 from tenants.lifecycle.progress import Progress, no_progress
 from tenants.lifecycle.tables import tenant_tables
 from tenants.models import Tenant, TenantModel

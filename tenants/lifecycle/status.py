@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from tenants import services
-from tenants.lifecycle.errors import LifecycleError
+from tenants.exceptions import LifecycleError
 from tenants.models import Tenant
 
 Status = Tenant.Status

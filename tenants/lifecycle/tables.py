@@ -23,8 +23,8 @@ from django.db import models
 from django.utils.duration import duration_string
 
 from tenants.db.catalog import tenant_models
-from tenants.lifecycle.errors import LifecycleError
-from tenants.scoping import tenant_foreign_keys
+from tenants.exceptions import LifecycleError
+from tenants.preparation import tenant_foreign_keys
 
 
 @dataclass(frozen=True)

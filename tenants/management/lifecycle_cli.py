@@ -11,7 +11,13 @@ from pathlib import Path
 from django.core.management.base import CommandError
 
 from tenants import selectors
+from tenants.lifecycle.execution import run_in_tenant
+from tenants.lifecycle.exporting import tenant_export
+from tenants.lifecycle.importing import tenant_import
 from tenants.lifecycle.progress import Progress, no_progress
+from tenants.lifecycle.purge import tenant_purge
+from tenants.lifecycle.status import tenant_transition
+from tenants.lifecycle.usage import tenant_usage
 from tenants.models import Tenant
 
 USAGE_HELP = """\
@@ -168,8 +174,6 @@ class LifecycleSubcommands:
         return _tty_progress(getattr(self.stderr, "_out", sys.stderr))
 
     def do_delete(self, *, slug, reason="", json=False, **_):
-        from tenants.lifecycle.status import tenant_transition
-
         tenant = selectors.tenant_get(slug=slug)
         tenant = tenant_transition(tenant=tenant, to=Tenant.Status.DELETED, reason=reason)
         self._emit(
@@ -179,8 +183,6 @@ class LifecycleSubcommands:
         )
 
     def do_purge(self, *, slug, yes=False, json=False, **_):
-        from tenants.lifecycle.purge import tenant_purge
-
         tenant = selectors.tenant_get(slug=slug)
         if tenant.status != Tenant.Status.DELETED:
             raise CommandError(
@@ -208,8 +210,6 @@ class LifecycleSubcommands:
             raise CommandError("Confirmation did not match; nothing was purged.")
 
     def do_export(self, *, slug, output, json=False, **_):
-        from tenants.lifecycle.exporting import tenant_export
-
         tenant = selectors.tenant_get(slug=slug)
         summary = tenant_export(tenant=tenant, output=Path(output), progress=self._progress())
         lines = [f"exported tenant {slug} to {summary.file}", f"sha256 {summary.sha256}"]
@@ -220,8 +220,6 @@ class LifecycleSubcommands:
     def do_import(
         self, *, file, slug=None, external_id=None, name=None, sha256="", json=False, **_
     ):
-        from tenants.lifecycle.importing import tenant_import
-
         summary = tenant_import(
             path=Path(file),
             slug=slug,
@@ -239,8 +237,6 @@ class LifecycleSubcommands:
         self._emit(summary.as_dict(), as_json=json, text="\n".join(lines))
 
     def do_usage(self, *, slug=None, json=False, **_):
-        from tenants.lifecycle.usage import tenant_usage
-
         tenant = selectors.tenant_get(slug=slug) if slug else None
         usage = tenant_usage(tenant=tenant)
         lines = [f"{'tenant':<24} {'status':<10} {'rows':>10} {'size':>10}"]
@@ -253,8 +249,6 @@ class LifecycleSubcommands:
         self._emit([u.as_dict() for u in usage], as_json=json, text="\n".join(lines))
 
     def do_exec(self, *, slug, argv, **_):
-        from tenants.lifecycle.execution import run_in_tenant
-
         if argv and argv[0] == "--":
             argv = argv[1:]
         tenant = selectors.tenant_get(slug=slug)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from accounts import admission
+from accounts.errors import PrincipalRejected
 from accounts.models import Membership, User
-from accounts.principal import PrincipalRejected
 from accounts.providers import ProviderPolicy
 from accounts.tokens import IssuerConfig, VerifiedToken
 from tenants.context import tenant_context

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ValidationError
 
-from accounts.conf import InsecureIssuer, check_issuer_url, claim_defaults
+from accounts.conf import check_issuer_url, claim_defaults
+from accounts.errors import InsecureIssuer
 from accounts.models import IdentityProvider, IdentityProviderTenant, Membership
 from accounts.providers import ProviderRegistry
 from accounts.services import username_for

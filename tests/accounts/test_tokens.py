@@ -19,11 +19,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
+from accounts.errors import InvalidToken, TenantClaimError
 from accounts.tokens import (
-    InvalidToken,
     IssuerConfig,
     JWKSCache,
-    TenantClaimError,
     TokenVerifier,
     VerifiedToken,
     parse_bearer,

@@ -9,7 +9,7 @@ import pytest
 from django.db import connections
 
 from tenants.context import tenant_context
-from tests.rls.support import SECOND_ALIAS
+from tests.rls.support import SECOND_ALIAS, Caller, free_port
 
 # A second alias over the same test database and runtime role, as a replica or a router would
 # add. A TEST mirror of `default`, so no database is created for it; only tests that list it
@@ -47,3 +47,27 @@ def two_tenants(tenant_a, tenant_b):
         "run_a": run_a,
         "run_b": run_b,
     }
+
+
+@pytest.fixture
+def callers(two_tenants, client_a, client_b) -> dict[str, Caller]:
+    return {
+        "a": Caller("a", str(two_tenants["a"].pk), client_a.cookies["sessionid"].value),
+        "b": Caller("b", str(two_tenants["b"].pk), client_b.cookies["sessionid"].value),
+        "anonymous": Caller("anonymous", ""),
+    }
+
+
+@pytest.fixture
+def token_callers(two_tenants, settings) -> tuple[int, dict[str, Caller]]:
+    """Bearer tokens of the development issuer of a server on a port chosen now."""
+    from accounts.dev_issuer import mint_access_token
+
+    port = free_port()
+    settings.DEV_ISSUER_URL = f"http://127.0.0.1:{port}/dev-issuer"
+    callers = {}
+    for name in ("a", "b"):
+        tenant = two_tenants[name]
+        token = mint_access_token(tenant=tenant, username=f"token-user-{name}", ttl=3600)
+        callers[f"{name} token"] = Caller(f"{name} token", str(tenant.pk), token=token)
+    return port, callers

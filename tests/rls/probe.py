@@ -15,6 +15,7 @@ gunicorn worker), also for requests that then raise on purpose (`?boom=python|sq
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections import Counter
 
@@ -22,6 +23,7 @@ from django.db import connection, transaction
 from django.http import JsonResponse, StreamingHttpResponse
 from django.urls import path
 
+from accounts import admission_cache
 from tenants.context import current_tenant_or_none
 from tenants.exceptions import TenantNotSet
 from workflows.models import Workflow
@@ -123,6 +125,8 @@ def state(request):
             ),
             "conn_max_age": connection.settings_dict.get("CONN_MAX_AGE"),
             "thread": threading.get_ident(),
+            "worker": os.getpid(),
+            "cached_principals": len(admission_cache.cache() or ()),
             "via": getattr(getattr(request, "principal", None), "via", ""),
         }
     )

@@ -20,6 +20,7 @@ import time
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import psycopg
 import pytest
@@ -140,7 +141,9 @@ class _Drain(threading.Thread):
 
 
 @contextmanager
-def gunicorn_server(*, threads: int, env: dict[str, str], port: int = 0) -> Iterator[str]:
+def gunicorn_server(
+    *, threads: int, env: dict[str, str], port: int = 0, workers: int = 1
+) -> Iterator[str]:
     """gunicorn -k gthread serving the project with the probe (tests/rls/probe_settings.py) on
     a loopback port (by default chosen by the OS); yields its base URL."""
     command = [
@@ -153,7 +156,7 @@ def gunicorn_server(*, threads: int, env: dict[str, str], port: int = 0) -> Iter
         "--threads",
         str(threads),
         "--workers",
-        "1",
+        str(workers),
         "--bind",
         f"127.0.0.1:{port}",
         "--graceful-timeout",
@@ -280,3 +283,13 @@ pidfile = {workdir}/pgbouncer.pid
     finally:
         _stop(process, drain)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A client of the test servers: its tenant id and its credential."""
+
+    name: str
+    tenant: str  # the tenant id the credential belongs to; "" for anonymous
+    cookie: str = ""
+    token: str = ""

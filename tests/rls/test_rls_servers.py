@@ -15,53 +15,20 @@ import json
 import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import pytest
 
 from tests.rls.support import (
     COMMITTED,
+    Caller,
     child_environment,
     connection_kwargs,
     database_url,
-    free_port,
     gunicorn_server,
     pgbouncer,
 )
 
 pytestmark = [COMMITTED, pytest.mark.slow]
-
-
-@dataclass(frozen=True)
-class Caller:
-    name: str
-    tenant: str  # the tenant id the credential belongs to; "" for anonymous
-    cookie: str = ""
-    token: str = ""
-
-
-@pytest.fixture
-def callers(two_tenants, client_a, client_b) -> dict[str, Caller]:
-    return {
-        "a": Caller("a", str(two_tenants["a"].pk), client_a.cookies["sessionid"].value),
-        "b": Caller("b", str(two_tenants["b"].pk), client_b.cookies["sessionid"].value),
-        "anonymous": Caller("anonymous", ""),
-    }
-
-
-@pytest.fixture
-def token_callers(two_tenants, settings) -> tuple[int, dict[str, Caller]]:
-    """Bearer tokens of the development issuer of a server on a port chosen now."""
-    from accounts.dev_issuer import mint_access_token
-
-    port = free_port()
-    settings.DEV_ISSUER_URL = f"http://127.0.0.1:{port}/dev-issuer"
-    callers = {}
-    for name in ("a", "b"):
-        tenant = two_tenants[name]
-        token = mint_access_token(tenant=tenant, username=f"token-user-{name}", ttl=3600)
-        callers[f"{name} token"] = Caller(f"{name} token", str(tenant.pk), token=token)
-    return port, callers
 
 
 class Load:

@@ -5,21 +5,33 @@ from __future__ import annotations
 import json
 import sys
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
+from django.utils.module_loading import import_string
 
-from accounts.errors import AccountInputError, AccountNotFound
 from tenants import selectors, services
 from tenants.audit import acting
 from tenants.db.catalog import audit_database, audit_process
 from tenants.db.owner import OWNER_ALIAS, owner_alias
 from tenants.db.roles import ensure_database, ensure_roles
-from tenants.management.accounts_cli import AccountSubcommands
+from tenants.exceptions import TenantInputError, TenantNotFound
+from tenants.lifecycle.status import tenant_transition
 from tenants.management.lifecycle_cli import LifecycleSubcommands, os_user, tenant_dict
 from tenants.models import Tenant
 
+# Subcommands other apps add (TENANCY_CLI_EXTENSIONS): the tenancy core knows them only by
+# this setting, as it knows the principal resolver and the membership model.
+EXTENSIONS = tuple(import_string(path) for path in settings.TENANCY_CLI_EXTENSIONS)
+# Bad input of any subcommand: one plain line and exit status 1, never a traceback.
+INPUT_ERRORS = (
+    TenantInputError,
+    TenantNotFound,
+    *(error for extension in EXTENSIONS for error in getattr(extension, "input_errors", ())),
+)
 
-class Command(AccountSubcommands, LifecycleSubcommands, BaseCommand):
+
+class Command(*EXTENSIONS, LifecycleSubcommands, BaseCommand):
     help = "Tenant operations. `manage.py tenants <subcommand> --help` for each."
 
     def add_arguments(self, parser) -> None:
@@ -53,15 +65,9 @@ class Command(AccountSubcommands, LifecycleSubcommands, BaseCommand):
             "--strict", action="store_true", help="Warnings (e.g. trust auth) fail too."
         )
         check.add_argument("--json", action="store_true", help="Print the findings as JSON.")
-        token = sub.add_parser(
-            "token", help="Print a short-lived API token of the development issuer (DEBUG only)."
-        )
-        token.add_argument("slug")
-        token.add_argument("--user", required=True, help="Subject and name in the token.")
-        token.add_argument("--admin", action="store_true", help="Carry the tenant-admin role.")
-        token.add_argument("--ttl", type=int, default=900, help="Lifetime in seconds (900).")
         self.add_lifecycle_parsers(sub)  # delete, purge, export, import, usage, exec
-        self.add_account_parsers(sub)  # users, members
+        for extension in EXTENSIONS:  # e.g. users, members, token (accounts.cli)
+            extension.add_parsers(self, sub)
         self._subparsers = sub
 
     def handle(self, *args, subcommand: str, **options) -> None:
@@ -70,12 +76,7 @@ class Command(AccountSubcommands, LifecycleSubcommands, BaseCommand):
         with acting(name=f"cli:{label} ({os_user()})"):
             try:
                 handler(**options)
-            except (
-                services.TenantInputError,
-                selectors.TenantNotFound,
-                AccountInputError,
-                AccountNotFound,
-            ) as exc:
+            except INPUT_ERRORS as exc:
                 raise CommandError(str(exc)) from None
 
     def _emit(self, data, *, as_json: bool, text: str) -> None:
@@ -97,8 +98,6 @@ class Command(AccountSubcommands, LifecycleSubcommands, BaseCommand):
         self._emit(tenant, as_json=json, text=text)
 
     def _set_status(self, *, slug, reason, status, json=False):
-        from tenants.lifecycle.status import tenant_transition
-
         tenant = selectors.tenant_get(slug=slug)
         tenant = tenant_transition(tenant=tenant, to=status, reason=reason)  # refuses e.g. twice
         self._emit(tenant_dict(tenant), as_json=json, text=f"tenant {slug} is {status}")
@@ -135,16 +134,3 @@ class Command(AccountSubcommands, LifecycleSubcommands, BaseCommand):
                 self.stdout.write("tenancy check: database is clean")
         if unsafe:
             sys.exit(1)
-
-    def do_token(self, *, slug, user, admin=False, ttl=900, **_):
-        from django.conf import settings
-
-        from accounts.dev_issuer import mint_access_token
-
-        if not settings.DEBUG:
-            raise CommandError("tenants token is refused with DEBUG off (development issuer).")
-        tenant = selectors.tenant_get(slug=slug)
-        try:
-            self.stdout.write(mint_access_token(tenant=tenant, username=user, admin=admin, ttl=ttl))
-        except ValueError as exc:
-            raise CommandError(str(exc)) from None

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("accounts", "0005_user_awaiting_first_sign_in"),
+        ("accounts", "0006_admission_revocation_signal"),
     ]
 
     operations = [

@@ -1,16 +1,19 @@
-"""The `users` and `members` subcommands of `manage.py tenants`: arguments and output; the
-writes are accounts.services, the reads accounts.selectors (kept apart from tenants.py so the
-command file stays a short index)."""
+"""The identity app's subcommands of `manage.py tenants` (users, members, token): arguments and
+output; the writes are accounts.services, the reads accounts.selectors. Added to the command
+through settings.TENANCY_CLI_EXTENSIONS."""
 
 from __future__ import annotations
 
 import getpass
 import sys
 
+from django.conf import settings
 from django.core.management.base import CommandError
 
 from accounts import selectors as account_selectors
 from accounts import services as account_services
+from accounts.dev_issuer import mint_access_token
+from accounts.errors import AccountInputError, AccountNotFound
 from accounts.models import Membership, User
 from tenants import selectors
 
@@ -60,9 +63,18 @@ def _member_dict(membership: Membership, *, slug: str) -> dict:
 
 
 class AccountSubcommands:
-    """Mixed into the `tenants` Command: users and members."""
+    """Mixed into the `tenants` Command: users, members and the development issuer's token."""
 
-    def add_account_parsers(self, sub) -> None:
+    input_errors = (AccountInputError, AccountNotFound)  # shown as one line by the command
+
+    def add_parsers(self, sub) -> None:
+        token = sub.add_parser(
+            "token", help="Print a short-lived API token of the development issuer (DEBUG only)."
+        )
+        token.add_argument("slug")
+        token.add_argument("--user", required=True, help="Subject and name in the token.")
+        token.add_argument("--admin", action="store_true", help="Carry the tenant-admin role.")
+        token.add_argument("--ttl", type=int, default=900, help="Lifetime in seconds (900).")
         users = sub.add_parser(
             "users",
             help="Local users: add, list, set-password, deactivate, activate.",
@@ -128,6 +140,15 @@ class AccountSubcommands:
         remove.add_argument("--json", action="store_true", help="Print the removed membership.")
 
     # -- users -------------------------------------------------------------------------------
+
+    def do_token(self, *, slug, user, admin=False, ttl=900, **_):
+        if not settings.DEBUG:
+            raise CommandError("tenants token is refused with DEBUG off (development issuer).")
+        tenant = selectors.tenant_get(slug=slug)
+        try:
+            self.stdout.write(mint_access_token(tenant=tenant, username=user, admin=admin, ttl=ttl))
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
 
     def do_users(self, *, action, **options):
         getattr(self, "_users_" + action.replace("-", "_"))(**options)
