@@ -60,3 +60,20 @@ def test_a_run_added_in_the_admin_is_queued_for_the_worker(client_admin_a, world
     with tenant_context(tenant_a):
         assert RunTicket.objects.filter(tenant_ref=tenant_a.pk).count() == 1
         assert Workflow.objects.filter(pk=world["a"]["workflow"].pk).exists()
+
+
+def test_a_tenant_admin_cannot_open_another_tenants_event_or_change_any(
+    client_admin_a, world, tenant_b
+):
+    from tenants.audit import record_event
+
+    with no_tenant():
+        theirs = record_event(action="test.b", tenant=tenant_b)
+    url = reverse("admin:tenants_auditevent_change", args=[theirs.pk])
+    response = client_admin_a.get(url)
+    assert response.status_code == 302  # "does not exist" redirect, the same as a missing id
+    missing = client_admin_a.get(reverse("admin:tenants_auditevent_change", args=[987654]))
+    assert missing.status_code == response.status_code
+    assert client_admin_a.post(url, {"action": "rewritten"}).status_code in (302, 403)
+    with no_tenant():
+        assert AuditEvent.objects.get(pk=theirs.pk).action == "test.b"
