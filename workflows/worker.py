@@ -36,6 +36,9 @@ from workflows.models import RunTicket, WorkflowRun
 logger = logging.getLogger("ameide.worker")
 TICKETS = RunTicket._meta.db_table
 _WAIT_SLICE_SECONDS = 0.2
+STEPS_PER_TRANSACTION = 50
+# What _advance returns when it stopped only to commit: a wait of no time.
+_NEXT_TRANSACTION = steps.Instruction("wait", "", 0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +155,16 @@ def _log(run: WorkflowRun, where: str, event: str, **extra) -> None:
     run.log = [*run.log, {"at": timezone.now().isoformat(), "step": where, "event": event, **extra}]
 
 
-_STATE_FIELDS = ["status", "output", "error", "step", "log", "started_at", "finished_at"]
+_STATE_FIELDS = [
+    "status",
+    "output",
+    "error",
+    "step",
+    "log",
+    "started_at",
+    "finished_at",
+    "attempts",
+]
 
 
 def _finish(claim: Claim, run: WorkflowRun, *, status: str, error: str = "") -> None:
@@ -194,36 +206,47 @@ def _execute(claim: Claim, tenant: Tenant) -> None:
         run.status = WorkflowRun.Status.RUNNING
         deadline = run.started_at + timedelta(seconds=program.timeout_seconds)
         _log(run, "", "started", attempt=claim.attempt)
-        run.save(update_fields=[*_STATE_FIELDS, "attempts"])
         RunTicket.objects.filter(pk=claim.ticket_id).update(deadline=deadline)
-    while True:
+        instruction = _advance(claim, run, program, deadline)
+    while instruction is not None:
+        _wait(claim, seconds=instruction.arg, deadline=deadline)
         with transaction.atomic():
             _hold(claim)
             run = WorkflowRun.objects.select_for_update().get(pk=claim.run_ref)
-            if run.cancel_requested:
-                _finish(claim, run, status=WorkflowRun.Status.CANCELLED)
-                return
-            if timezone.now() >= deadline:
-                _finish(claim, run, status=WorkflowRun.Status.FAILED, error="timed out")
-                return
-            if run.step >= len(program.instructions):
-                _finish(claim, run, status=WorkflowRun.Status.SUCCEEDED)
-                return
-            instruction = program.instructions[run.step]
-            outcome = _apply(run, instruction)
-            if outcome == "failed":
-                _finish(claim, run, status=WorkflowRun.Status.FAILED, error=str(instruction.arg))
-                return
-            if outcome == "waiting":
-                run.status = WorkflowRun.Status.WAITING
-                run.save(update_fields=_STATE_FIELDS)
-                RunTicket.objects.filter(pk=claim.ticket_id).update(
-                    state=RunTicket.State.WAITING, lease_until=None
-                )
-                return
+            instruction = _advance(claim, run, program, deadline)
+
+
+def _advance(claim: Claim, run: WorkflowRun, program: steps.Program, deadline):
+    """Apply instructions in the caller's transaction until the run ends or pauses (returns
+    None) or reaches a wait (returns it, to sleep after the commit). Steps that take no time
+    share one transaction, up to STEPS_PER_TRANSACTION, so a run costs a few commits."""
+    for _ in range(STEPS_PER_TRANSACTION):
+        if run.cancel_requested:
+            _finish(claim, run, status=WorkflowRun.Status.CANCELLED)
+            return None
+        if timezone.now() >= deadline:
+            _finish(claim, run, status=WorkflowRun.Status.FAILED, error="timed out")
+            return None
+        if run.step >= len(program.instructions):
+            _finish(claim, run, status=WorkflowRun.Status.SUCCEEDED)
+            return None
+        instruction = program.instructions[run.step]
+        outcome = _apply(run, instruction)
+        if outcome == "failed":
+            _finish(claim, run, status=WorkflowRun.Status.FAILED, error=str(instruction.arg))
+            return None
+        if outcome == "waiting":
+            run.status = WorkflowRun.Status.WAITING
             run.save(update_fields=_STATE_FIELDS)
+            RunTicket.objects.filter(pk=claim.ticket_id).update(
+                state=RunTicket.State.WAITING, lease_until=None
+            )
+            return None
         if instruction.op == "wait":
-            _wait(claim, seconds=instruction.arg, deadline=deadline)
+            run.save(update_fields=_STATE_FIELDS)
+            return instruction
+    run.save(update_fields=_STATE_FIELDS)
+    return _NEXT_TRANSACTION
 
 
 def _apply(run: WorkflowRun, instruction: steps.Instruction) -> str:
