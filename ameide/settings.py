@@ -47,6 +47,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Static files under gunicorn, before any session or tenant work (docs/deployment.md).
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before anything reads a body: /api/ takes JSON only, up to DATA_UPLOAD_MAX_MEMORY_SIZE.
+    "ameide.api_io.ApiBodyGuardMiddleware",
     "ameide.health.HealthMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -127,13 +129,20 @@ WHITENOISE_USE_FINDERS = STATIC_ROOT is None
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.TenantPrincipalAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["tenants.permissions.IsTenantMember"],
+    # JSON in and out (ameide/api_io.py); the browsable API only with DEBUG on.
+    "DEFAULT_PARSER_CLASSES": ["ameide.api_io.JSONBodyParser"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "ameide.api_io.DebugOnlyBrowsableNegotiation",
     "DEFAULT_PAGINATION_CLASS": "workflows.pagination.NewestFirstCursorPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.OrderingFilter",
+        "workflows.filters.StrictOrderingFilter",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "ameide.api_schema.ApiAutoSchema",
     "EXCEPTION_HANDLER": "ameide.api_errors.json_exception_handler",
     "UNAUTHENTICATED_USER": None,
 }

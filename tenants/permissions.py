@@ -27,6 +27,4 @@ class IsTenantAdmin(BasePermission):
         principal = getattr(request, "principal", None)
         if principal is not None and (principal.is_tenant_admin or principal.membership is None):
             return True
-        raise PermissionDenied(
-            {"detail": "Only a tenant admin reads the audit log.", "code": "role_admin_required"}
-        )
+        raise PermissionDenied("Only a tenant admin reads the audit log.", "role_admin_required")

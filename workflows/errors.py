@@ -14,16 +14,7 @@ class InvalidDefinition(ValueError):
     """A workflow definition the step language (workflows.steps) cannot run."""
 
 
-class _CodedError(APIException):
-    """Renders as `{"detail": ..., "code": ...}`: clients branch on the code, not the text."""
-
-    def __init__(self, detail: str | None = None, code: str | None = None) -> None:
-        super().__init__(
-            {"detail": detail or self.default_detail, "code": code or self.default_code}
-        )
-
-
-class RunStateConflict(_CodedError):
+class RunStateConflict(APIException):
     """The run is not in a state that allows the request (e.g. cancelling a finished run)."""
 
     status_code = status.HTTP_409_CONFLICT
@@ -31,7 +22,7 @@ class RunStateConflict(_CodedError):
     default_code = "run_state_conflict"
 
 
-class RoleRefused(_CodedError):
+class RoleRefused(APIException):
     """The caller's role in the tenant does not allow the request; nothing was written."""
 
     status_code = status.HTTP_403_FORBIDDEN

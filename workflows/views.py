@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import mixins, status
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from ameide.api_errors import Conflict, ErrorSerializer
 from tenants.api import TenantViewSet
 from tenants.permissions import IsTenantMember
 from workflows import selectors, services
 from workflows.errors import DuplicateName
-from workflows.filters import WorkflowFilter, WorkflowRunFilter
+from workflows.filters import RunStatusFilter, WorkflowFilter, WorkflowRunFilter
+from workflows.models import Workflow, WorkflowRun
 from workflows.permissions import RULES, WorkflowRolePermission
 from workflows.serializers import (
     MeSerializer,
@@ -23,9 +29,23 @@ from workflows.serializers import (
     WorkflowSerializer,
 )
 
-DUPLICATE_NAME = {"name": ["A workflow with this name already exists."]}
+DUPLICATE_NAME = "A workflow with this name already exists."
+NAME_TAKEN = {
+    status.HTTP_409_CONFLICT: OpenApiResponse(
+        ErrorSerializer, description="The tenant has a workflow of that name (`duplicate_name`)."
+    )
+}
 
 
+def duplicate_name() -> Conflict:
+    return Conflict(DUPLICATE_NAME, code="duplicate_name", errors={"name": [DUPLICATE_NAME]})
+
+
+RUN_STATE = {
+    status.HTTP_409_CONFLICT: OpenApiResponse(
+        ErrorSerializer, description="The run's state does not allow it (`run_state_conflict`)."
+    )
+}
 # The role rules, in the OpenAPI description of every operation that writes.
 _WRITES = extend_schema(description=RULES)
 
@@ -45,15 +65,17 @@ class WorkflowViewSet(
     filterset_class = WorkflowFilter
     ordering_fields = ["created_at", "updated_at", "name"]
 
+    @extend_schema(responses={status.HTTP_201_CREATED: WorkflowSerializer, **NAME_TAKEN})
     def create(self, request):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
             workflow = services.workflow_create(owner=request.user, **serializer.validated_data)
         except DuplicateName:
-            raise ValidationError(DUPLICATE_NAME) from None
+            raise duplicate_name() from None
         return Response(self.get_serializer(workflow).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(responses={status.HTTP_200_OK: WorkflowSerializer, **NAME_TAKEN})
     def update(self, request, pk=None, partial=False):
         workflow = self.get_object()
         serializer = self.get_serializer(workflow, data=request.data, partial=partial)
@@ -61,21 +83,51 @@ class WorkflowViewSet(
         try:
             workflow = services.workflow_update(workflow=workflow, **serializer.validated_data)
         except DuplicateName:
-            raise ValidationError(DUPLICATE_NAME) from None
+            raise duplicate_name() from None
         return Response(self.get_serializer(workflow).data)
 
+    @extend_schema(responses={status.HTTP_200_OK: WorkflowSerializer, **NAME_TAKEN})
     def partial_update(self, request, pk=None):
         return self.update(request, pk=pk, partial=True)
 
     def perform_destroy(self, instance):
         services.workflow_delete(workflow=instance)
 
+    def filter_queryset(self, queryset):
+        if self.action == "runs" and queryset.model is Workflow:
+            # The workflow of /{id}/runs/ is looked up unfiltered: the query's filters and
+            # ordering are the runs' (`?status=queued`), not the workflow's.
+            return queryset
+        return super().filter_queryset(queryset)
+
     @extend_schema(
-        request=WorkflowRunCreateSerializer,
+        methods=["GET"],
         responses=WorkflowRunSerializer(many=True),
+        # The lookup of the workflow would make the filter introspection document the
+        # workflow's filters: the runs' own are spelled out instead.
+        filters=False,
+        parameters=[
+            OpenApiParameter("status", enum=WorkflowRun.Status.values, description="Run status."),
+            OpenApiParameter(
+                "ordering",
+                enum=["created_at", "-created_at"],
+                description="Sort by this field; a leading `-` sorts descending.",
+            ),
+        ],
+    )
+    @extend_schema(
+        methods=["POST"],
+        request=WorkflowRunCreateSerializer,
+        responses={status.HTTP_201_CREATED: WorkflowRunSerializer},
         description=RULES,
     )
-    @action(detail=True, methods=["get", "post"], serializer_class=WorkflowRunSerializer)
+    @action(
+        detail=True,
+        methods=["get", "post"],
+        serializer_class=WorkflowRunSerializer,
+        filterset_class=RunStatusFilter,
+        ordering_fields=["created_at"],
+    )
     def runs(self, request, pk=None):
         workflow = self.get_object()
         if request.method == "POST":
@@ -83,7 +135,8 @@ class WorkflowViewSet(
             body.is_valid(raise_exception=True)
             run = services.run_start(workflow=workflow, **body.validated_data)
             return Response(WorkflowRunSerializer(run).data, status=status.HTTP_201_CREATED)
-        page = self.paginate_queryset(selectors.run_list(workflow=workflow))
+        runs = self.filter_queryset(selectors.run_list(workflow=workflow))
+        page = self.paginate_queryset(runs)
         return self.get_paginated_response(WorkflowRunSerializer(page, many=True).data)
 
 
@@ -111,14 +164,18 @@ class WorkflowRunViewSet(
         )
         return Response(self.get_serializer(run).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=None, responses={200: WorkflowRunSerializer}, description=RULES)
+    @extend_schema(
+        request=None, responses={200: WorkflowRunSerializer, **RUN_STATE}, description=RULES
+    )
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         """Cancel a queued or waiting run now, or ask a running one to stop at its next step."""
         run = services.run_cancel(run=self.get_object())
         return Response(self.get_serializer(run).data)
 
-    @extend_schema(request=None, responses={201: WorkflowRunSerializer}, description=RULES)
+    @extend_schema(
+        request=None, responses={201: WorkflowRunSerializer, **RUN_STATE}, description=RULES
+    )
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
         """Queue a new run with the same input as this failed or cancelled one."""
@@ -126,7 +183,9 @@ class WorkflowRunViewSet(
         return Response(self.get_serializer(run).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
-        request=RunApprovalSerializer, responses={200: WorkflowRunSerializer}, description=RULES
+        request=RunApprovalSerializer,
+        responses={200: WorkflowRunSerializer, **RUN_STATE},
+        description=RULES,
     )
     @action(detail=True, methods=["post"])
     def approve(self, request, pk=None):

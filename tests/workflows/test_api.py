@@ -59,7 +59,9 @@ def test_create_read_update_delete(client_a, tenant_a):
 def test_bad_input_is_a_clear_400_and_writes_nothing(client_a, tenant_a, payload, field):
     response = client_a.post("/api/workflows/", payload, format="json")
     assert response.status_code == 400
-    assert field in response.json()
+    body = response.json()
+    assert body["code"] == "invalid" and body["detail"] == "Invalid input."
+    assert field in body["errors"]
     with tenant_context(tenant_a):
         assert Workflow.objects.count() == 0
 
@@ -67,7 +69,7 @@ def test_bad_input_is_a_clear_400_and_writes_nothing(client_a, tenant_a, payload
 def test_malformed_json_is_400(client_a):
     response = client_a.post("/api/workflows/", data="{not json", content_type="application/json")
     assert response.status_code == 400
-    assert "detail" in response.json()
+    assert response.json()["code"] == "parse_error"
 
 
 def test_cursor_pagination_walks_newest_first(client_a, tenant_a):

@@ -23,10 +23,11 @@ from __future__ import annotations
 import re
 import time
 
+import psycopg
 from django.conf import settings
 from django.db import transaction
 from django.db.backends.postgresql import base as postgresql
-from psycopg import Cursor
+from psycopg import Cursor, adapt, generators, pq
 
 from tenants.context import database_scope
 from tenants.db.signing import DatabaseScope, scope_value
@@ -49,12 +50,78 @@ _PREFIX_WITH_TIMEOUT = _PREFIX + ", set_config('statement_timeout', %s, true)"
 
 
 class WallCursor(postgresql.CursorMixin, Cursor):
-    """Server-side binding and the extended protocol for every statement, parameters or not."""
+    """Server-side binding and the extended protocol for every statement, parameters or not;
+    and, when the backend hands it a scope, BEGIN (if a transaction must start), the scope and
+    the statement in one pipeline: one round trip.
+
+    psycopg's own pipeline object costs more than the round trip it saves, so the three are
+    sent through libpq's pipeline mode directly (psycopg 3.3's cursor internals: pinned in
+    requirements.lock, and the RLS suite fails loudly if they change).
+    """
+
+    _wall_scope: tuple[str, list[str]] | None = None
+    _wall_begin: bytes | None = None
+
+    def carry(self, prefix: str, params: list[str]) -> None:
+        """Send `prefix` with the next statement (the backend's scope)."""
+        self._wall_scope = (prefix, params)
+
+    def carry_nothing(self) -> None:
+        self._wall_scope = self._wall_begin = None
 
     def _execute_send(self, query, *, force_extended=False, binary=None):
         # One statement per message: "COMMIT; SELECT ..." is refused by PostgreSQL instead of
         # running its second half in a transaction that no longer carries the scope.
         return super()._execute_send(query, force_extended=True, binary=binary)
+
+    def _start_query(self, query=None):
+        conn = self._conn
+        if (
+            self._wall_scope is None
+            or conn._pipeline
+            or conn._autocommit
+            or conn.pgconn.transaction_status != pq.TransactionStatus.IDLE
+        ):
+            return (yield from super()._start_query(query))
+        # What psycopg's cursor does before a query, except sending BEGIN on its own: it goes
+        # into the pipeline below.
+        if self.closed:
+            raise psycopg.InterfaceError("the cursor is closed")
+        self._reset()
+        if not self._last_query or (self._last_query is not query):
+            self._last_query = None
+            self._tx = adapt.Transformer(self)
+        self._wall_begin = conn._get_tx_start_command()
+
+    def _maybe_prepare_gen(self, pgq, *, prepare=None, binary=None):
+        scope, begin = self._wall_scope, self._wall_begin
+        self._wall_scope = self._wall_begin = None
+        if scope is None or self._conn._pipeline:
+            return (yield from super()._maybe_prepare_gen(pgq, prepare=prepare, binary=binary))
+        pgconn = self._pgconn
+        prefix = self._convert_query(*scope)
+        pgconn.enter_pipeline_mode()
+        try:
+            if begin is not None:
+                pgconn.send_query_params(begin, None)
+            pgconn.send_query_params(prefix.query, prefix.params, param_types=prefix.types)
+            self._execute_send(pgq, binary=binary)
+            pgconn.pipeline_sync()
+            yield from generators.send(pgconn)
+            # One batch of results per query (an error aborts the rest, which then answer
+            # PIPELINE_ABORTED), then the sync: the same number of batches either way.
+            leading = []
+            for _ in range(2 if begin is not None else 1):
+                leading.extend((yield from generators.fetch_many(pgconn)))
+            results = yield from generators.fetch_many(pgconn)
+            yield from generators.fetch_many(pgconn)  # PIPELINE_SYNC
+        finally:
+            pgconn.exit_pipeline_mode()
+        for result in leading:
+            if result.status == pq.ExecStatus.FATAL_ERROR:
+                raise psycopg.errors.error_from_result(result, encoding=self._encoding)
+        self._check_results(results)
+        self._set_results(results)
 
 
 class DatabaseWrapper(postgresql.DatabaseWrapper):
@@ -131,14 +198,17 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
         if not autocommit and self._carried == scope and time.time() < self._carried_until:
             return execute(sql, params, many, context)
         prefix, prefix_params = self.scope_prefix(scope)
-        if many or getattr(context["cursor"].cursor, "name", None):
+        raw_cursor = context["cursor"].cursor
+        if many or not isinstance(raw_cursor, WallCursor) or getattr(raw_cursor, "name", None):
             # executemany() and named cursors cannot share a pipeline with the prefix.
             return self._carry_separately(
                 execute, sql, params, many, context, prefix, prefix_params
             )
-        with self.wrap_database_errors, self.connection.pipeline():
-            self.connection.execute(prefix, prefix_params)
+        raw_cursor.carry(prefix, prefix_params)
+        try:
             result = execute(sql, params, many, context)
+        finally:
+            raw_cursor.carry_nothing()  # whatever happened, never into a later statement
         if not autocommit:
             self._carried = scope
         return result

@@ -1,15 +1,18 @@
-"""GET /api/audit/: a tenant admin reads their own tenant's audit log (cursor-paginated)."""
+"""GET /api/audit/: a tenant admin reads their own tenant's audit log (cursor-paginated),
+with the API's strict filters and cursors (workflows.filters, workflows.pagination)."""
 
 from __future__ import annotations
 
 import django_filters
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers
-from rest_framework.pagination import CursorPagination
 
 from tenants import selectors
 from tenants.api import TenantViewSet
 from tenants.models import AuditEvent
 from tenants.permissions import IsTenantAdmin, IsTenantMember
+from workflows.filters import MAX_ID, TEXT_SCHEMA, IdFilter, StrictFilterSet, TimestampFilter
+from workflows.pagination import NewestFirstCursorPagination
 
 
 class AuditEventSerializer(serializers.ModelSerializer):
@@ -19,15 +22,21 @@ class AuditEventSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class AuditEventFilter(django_filters.FilterSet):
-    action = django_filters.CharFilter(field_name="action")
-    action_prefix = django_filters.CharFilter(field_name="action", lookup_expr="startswith")
-    actor = django_filters.CharFilter(field_name="actor")
-    request_id = django_filters.CharFilter(field_name="request_id")
-    object = django_filters.CharFilter(field_name="details__object")
-    object_id = django_filters.NumberFilter(method="filter_object_id")
-    since = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt")
+def _text(field_name: str, lookup_expr: str = "exact"):
+    return extend_schema_field(TEXT_SCHEMA)(
+        django_filters.CharFilter(field_name=field_name, lookup_expr=lookup_expr, strip=False)
+    )
+
+
+class AuditEventFilter(StrictFilterSet):
+    action = _text("action")
+    action_prefix = _text("action", "startswith")
+    actor = _text("actor")
+    request_id = _text("request_id")
+    object = _text("details__object")
+    object_id = IdFilter(method="filter_object_id", min_value=1, max_value=MAX_ID)
+    since = TimestampFilter(field_name="at", lookup_expr="gte")
+    until = TimestampFilter(field_name="at", lookup_expr="lt")
 
     class Meta:
         model = AuditEvent
@@ -43,17 +52,17 @@ class AuditEventFilter(django_filters.FilterSet):
         ]
 
     def filter_object_id(self, queryset, name, value):
-        # A JSON lookup: the id is an integer in the details, not the filter's Decimal.
-        return queryset.filter(details__id=int(value))
+        return queryset.filter(details__id=value)  # an integer inside the JSON details
 
 
-class NewestEventFirst(CursorPagination):
+class NewestEventFirst(NewestFirstCursorPagination):
     ordering = ("-at", "-id")
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
 
 
+@extend_schema(
+    description="The caller's tenant's audit log, newest first. Tenant admins only "
+    "(403 `role_admin_required` otherwise); never another tenant's events."
+)
 class AuditEventViewSet(mixins.ListModelMixin, TenantViewSet):
     """The caller's tenant's audit log, newest first; tenant admins only (403 otherwise)."""
 
