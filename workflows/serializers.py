@@ -154,7 +154,8 @@ class WorkflowRunCreateSerializer(serializers.Serializer):
 class RunApprovalSerializer(serializers.Serializer):
     """Body of POST /api/runs/{id}/approve/: the approval step's name."""
 
-    approval = serializers.CharField(max_length=100)
+    # As sent, untrimmed: the schema's string is exactly what the server takes.
+    approval = StrictCharField(min_length=1, max_length=100, trim_whitespace=False)
 
 
 class MeSerializer(serializers.Serializer):

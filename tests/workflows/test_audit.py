@@ -69,7 +69,7 @@ def test_a_delete_is_audited_and_a_failed_write_leaves_no_audit_row(tenant_a, us
     client = client_of(user_a)
     first = client.post("/api/workflows/", {"name": "one"}, format="json").json()
     duplicate = client.post("/api/workflows/", {"name": "one"}, format="json")
-    assert duplicate.status_code == 400
+    assert duplicate.status_code == 409
     assert len(events(action="workflow.create")) == 1  # rolled back with the refused insert
     assert client.delete(f"/api/workflows/{first['id']}/").status_code == 204
     [deleted] = events(action="workflow.delete")
