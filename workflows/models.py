@@ -55,14 +55,15 @@ class WorkflowRun(TenantModel):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     input = models.JSONField(default=dict, blank=True)
     output = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True, default="")
+    # Defaults in the database too: SQL that inserts a run without these columns still works.
+    error = models.TextField(blank=True, default="", db_default="")
     # Execution state, so that a run resumes where it stopped (after an approval, or on another
     # worker after its first one was lost): the next instruction and the per-step log.
-    step = models.PositiveIntegerField(default=0)
-    log = models.JSONField(default=list, blank=True)
-    approvals = models.JSONField(default=dict, blank=True)
-    attempts = models.PositiveIntegerField(default=0)
-    cancel_requested = models.BooleanField(default=False)
+    step = models.PositiveIntegerField(default=0, db_default=0)
+    log = models.JSONField(default=list, blank=True, db_default=[])
+    approvals = models.JSONField(default=dict, blank=True, db_default={})
+    attempts = models.PositiveIntegerField(default=0, db_default=0)
+    cancel_requested = models.BooleanField(default=False, db_default=False)
     retry_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

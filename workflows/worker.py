@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from tenants.audit import acting, record_event
@@ -64,7 +64,15 @@ def worker_name() -> str:
 def run_forever(*, name: str, stop: Callable[[], bool], poll_seconds: float) -> None:
     """Work until `stop()` says so; an empty queue is polled every `poll_seconds`."""
     while not stop():
-        if not run_once(name=name):
+        try:
+            worked = run_once(name=name)
+        except (OperationalError, InterfaceError):
+            # The database went away: drop the connection and try again after the pause (a
+            # run in hand keeps its ticket; its lease lapses and it is retried).
+            logger.warning("database unavailable; the worker waits", exc_info=True)
+            connection.close()
+            worked = False
+        if not worked:
             time.sleep(poll_seconds)
 
 
