@@ -42,10 +42,18 @@ def _as_owner(alias: str = "default"):
 
 def pytest_configure(config):
     """The test process builds and inspects databases as the owner: it gets the owner alias
-    that runtime processes never have (tenants.db.owner)."""
+    that runtime processes never have (tenants.db.owner).
+
+    In this process tests run inside transactions that never commit, so PostgreSQL's
+    revocation signal (sent at commit) never comes: the admission cache is off here. Servers
+    the tests start (gunicorn, with committed data) keep it on, and
+    tests/rls/test_admission_revocation.py holds it to its bound there."""
+    from django.conf import settings
+
     from tenants.db.owner import register_owner_alias
 
     register_owner_alias()
+    settings.ADMISSION_CACHE_SECONDS = 0
 
 
 @pytest.fixture(scope="session")

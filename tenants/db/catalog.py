@@ -94,6 +94,15 @@ def _schema_findings(cursor, tables: list[str]) -> list[str]:
     return findings
 
 
+def _rls_flags(cursor, table: str) -> tuple[bool, bool] | None:
+    """(ENABLE, FORCE) of a table's row level security; None when the table is missing."""
+    cursor.execute(
+        "SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = to_regclass(%s)",
+        [table],
+    )
+    return cursor.fetchone()
+
+
 def _global_table_findings(cursor) -> list[str]:
     """Global tables declared with GlobalRowSecurity: RLS on, forced, and their two policies."""
     findings = []
@@ -102,12 +111,7 @@ def _global_table_findings(cursor) -> list[str]:
             if not isinstance(constraint, GlobalRowSecurity):
                 continue
             table = model._meta.db_table
-            cursor.execute(
-                "SELECT relrowsecurity, relforcerowsecurity FROM pg_class "
-                "WHERE oid = to_regclass(%s)",
-                [table],
-            )
-            flags = cursor.fetchone()
+            flags = _rls_flags(cursor, table)
             if flags is None:
                 findings.append(f"{table}: table is missing (run migrate)")
                 continue
@@ -207,12 +211,7 @@ def audit_database(*, using: str = "owner") -> list[str]:
 
         for model in tenant_models():
             table = model._meta.db_table
-            cursor.execute(
-                "SELECT relrowsecurity, relforcerowsecurity FROM pg_class "
-                "WHERE oid = to_regclass(%s)",
-                [table],
-            )
-            flags = cursor.fetchone()
+            flags = _rls_flags(cursor, table)
             if flags is None:
                 findings.append(f"{table}: table is missing (run migrate)")
                 continue

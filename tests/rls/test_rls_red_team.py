@@ -52,6 +52,10 @@ def genuine_value(tenant, *, pid: int = 0, ttl: int = 300, now: float | None = N
     return scope_value(DatabaseScope("t", tenant.pk), backend_pid=pid, ttl_seconds=ttl, now=now)[0]
 
 
+def _flip_last(value: str) -> str:
+    return value[:-1] + ("1" if value[-1] == "0" else "0")
+
+
 @contextmanager
 def runtime_connection(via: str) -> Iterator[psycopg.Connection]:
     """A plain psycopg connection as the runtime role: direct, or through PgBouncer."""
@@ -87,7 +91,7 @@ def test_forged_scope_values_read_nothing(two_tenants, via):
         f"g:0:0:9999999999:{'f' * 64}",  # the global scope, unsigned
         genuine_value(b, now=time.time() - 3600),  # genuine but expired
         genuine_value(b, pid=1),  # genuine but bound to another backend
-        genuine_value(b)[:-1] + "0",  # one character of the signature changed
+        _flip_last(genuine_value(b)),  # one character of the signature changed
     ]
     with runtime_connection(via) as conn:
         for value in forged:
