@@ -13,9 +13,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.mark.parametrize("path", ["/api/workflows/%00/", "/api/workflows/%ED%B3%BF/", "/api/me/"])
-def test_a_refused_request_with_nul_or_a_lone_surrogate_is_a_403_and_an_audit_row(
-    tenant_a, path
-):
+def test_a_refused_request_with_nul_or_a_lone_surrogate_is_a_403_and_an_audit_row(tenant_a, path):
     ann = make_member(tenant=tenant_a, username="ann")
     browser = Client()
     browser.force_login(ann)
