@@ -11,7 +11,7 @@ FULL ?=
 .PHONY: run test tools lint db demo bench db-stop clean help lock
 
 help:
-	@echo "make run    - set up everything, load the demo, serve http://127.0.0.1:$(PORT)"
+	@echo "make run    - set up everything, load the demo, serve http://127.0.0.1:$(PORT) and run the worker"
 	@echo "make test   - lint, migration and system checks, the whole pytest suite"
 	@echo "make bench  - benchmarks (FULL=1 for the large dataset)"
 	@echo "make lock   - refresh requirements.lock (the image's pinned dependencies)"
@@ -37,10 +37,14 @@ demo: db
 	$(MANAGE) demo
 
 # .run/port: `manage.py tenants token` in another shell reads it (the issuer names the port).
+# The run worker (docs/background-work.md) runs next to the web server; Ctrl-C reaches both,
+# and the trap stops the worker whichever way the server ends.
 run: demo
 	@mkdir -p .run && echo $(PORT) > .run/port
-	@echo "serving on http://127.0.0.1:$(PORT)  (Ctrl-C stops; the database keeps running)"
-	DEV_ISSUER_ENABLED=true PORT=$(PORT) $(MANAGE) runserver 127.0.0.1:$(PORT)
+	@echo "serving on http://127.0.0.1:$(PORT) with a run worker (Ctrl-C stops both; the database keeps running)"
+	@trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT; \
+	  $(MANAGE) runworker & worker=$$!; \
+	  DEV_ISSUER_ENABLED=true PORT=$(PORT) $(MANAGE) runserver 127.0.0.1:$(PORT)
 
 # Debian's chromium, pgbouncer and wrk, and tests/idp's npm packages (docs/development.md).
 tools:

@@ -71,6 +71,7 @@ class Membership(TenantModel):
     """A user's place in one tenant, with its role there."""
 
     class Role(models.TextChoices):
+        VIEWER = "viewer", "Viewer"
         MEMBER = "member", "Member"
         ADMIN = "admin", "Tenant admin"
 

@@ -322,3 +322,12 @@ if DEV_ISSUER_ENABLED:
         check_issuer_url(DEV_ISSUER_URL)
     except ValueError as exc:
         raise ImproperlyConfigured(f"DEV_ISSUER_URL: {exc}") from None
+
+# Background work (docs/background-work.md): the worker's lease on a run (renewed while it works;
+# a run whose lease lapses was lost with its worker and is retried), how often a run is tried,
+# the default run timeout (a definition may set its own) and the longest `wait` step.
+WORKER_LEASE_SECONDS = env.float("WORKER_LEASE_SECONDS", default=30.0)
+WORKER_POLL_SECONDS = env.float("WORKER_POLL_SECONDS", default=1.0)
+WORKFLOW_RUN_MAX_ATTEMPTS = env.int("WORKFLOW_RUN_MAX_ATTEMPTS", default=3)
+WORKFLOW_RUN_TIMEOUT_SECONDS = env.int("WORKFLOW_RUN_TIMEOUT_SECONDS", default=600)
+WORKFLOW_MAX_WAIT_SECONDS = env.int("WORKFLOW_MAX_WAIT_SECONDS", default=300)

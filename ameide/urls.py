@@ -4,7 +4,10 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from ameide.api_audit import AuditEventViewSet
+
 urlpatterns = [
+    path("api/audit/", AuditEventViewSet.as_view({"get": "list"}), name="audit-list"),
     path("api/", include("workflows.urls")),
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),
     path(

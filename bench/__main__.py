@@ -18,7 +18,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--full", action="store_true", help="millions of rows, more rounds")
     parser.add_argument(
-        "--pairs", default="1,2,3,4,5,6,7", help="comma-separated pair numbers (default: all)"
+        "--pairs", default="1,2,3,4,5,6,7,8", help="comma-separated pair numbers (default: all)"
     )
     parser.add_argument(
         "--rounds",
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from django.db import connections
 
-    from bench import pairs_database, pairs_http, pairs_schemas, pairs_tokens
+    from bench import pairs_database, pairs_http, pairs_schemas, pairs_tokens, pairs_worker
     from bench.dataset import dataset_specs, ensure_dataset
     from bench.measure import Failure, markdown_table
 
@@ -136,6 +136,12 @@ def main(argv: list[str] | None = None) -> int:
             "shared schema vs django-tenants",
             lambda: pairs_schemas.compare(
                 plan=schema_plan, log_path=RESULTS_DIR / "pair7.log", progress=_log
+            ),
+        ),
+        "8": (
+            "background runs",
+            lambda: pairs_worker.compare(
+                dataset=datasets["main"], plan=pairs_worker.WorkerPlan(rounds=5)
             ),
         ),
     }

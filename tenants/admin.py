@@ -11,7 +11,8 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
-from tenants.admin_site import PlatformPermissions
+from tenants.admin_site import PlatformPermissions, is_tenant_admin
+from tenants.context import current_tenant
 from tenants.exceptions import LifecycleError, TenantInputError
 from tenants.lifecycle.status import tenant_transition
 from tenants.models import AuditEvent, Tenant
@@ -203,7 +204,21 @@ class AuditActorFilter(admin.SimpleListFilter):
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(PlatformPermissions, admin.ModelAdmin):
-    """The audit log, read-only: the runtime database role cannot change it either."""
+    """The audit log, read-only: the runtime database role cannot change it either. Platform
+    admins read every tenant's; a tenant admin reads their own tenant's events only."""
+
+    def has_module_permission(self, request) -> bool:
+        return self._platform(request) or is_tenant_admin(request)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return self._platform(request) or is_tenant_admin(request)
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if self._platform(request):
+            return queryset
+        # RLS already shows a tenant only its own rows; the filter says so in Python as well.
+        return queryset.filter(tenant_id_value=current_tenant().pk)
 
     list_display = ["at", "action", "actor", "acting_as", "tenant_slug", "short_reason"]
     list_filter = ["action", AuditTenantFilter, AuditActorFilter]

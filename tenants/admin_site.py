@@ -88,8 +88,11 @@ class TenantModelForm(forms.ModelForm):
         super()._post_clean()
 
 
-def audit_admin_write(request: HttpRequest, *, action: str, objects, model) -> None:
-    """One AuditEvent for an admin add/change/delete, in the request's transaction."""
+def audit_admin_write(
+    request: HttpRequest, *, action: str, objects, model, changed: list[str] | None = None
+) -> None:
+    """One AuditEvent for an admin add/change/delete, in the request's transaction; `changed`
+    names the form fields that changed (names only: never a value, secret or not)."""
     objects = list(objects)
     tenant = current_tenant_or_none()
     if tenant is None and model is Tenant and len(objects) == 1:
@@ -101,6 +104,7 @@ def audit_admin_write(request: HttpRequest, *, action: str, objects, model) -> N
             "model": model._meta.label,
             "objects": [{"id": str(obj.pk), "repr": str(obj)[:200]} for obj in objects[:100]],
             "count": len(objects),
+            **({"changed": sorted(changed)} if changed is not None else {}),
         },
     )
 
@@ -108,14 +112,31 @@ def audit_admin_write(request: HttpRequest, *, action: str, objects, model) -> N
 class AuditedAdminMixin:
     """Every add, change and delete made in this admin also writes an AuditEvent."""
 
+    def construct_change_message(self, request, form, formsets, add=False):
+        # The names of the fields the form changed, for the audit row log_change() writes.
+        request._audit_changed = list(getattr(form, "changed_data", []))
+        return super().construct_change_message(request, form, formsets, add)
+
     def log_addition(self, request, obj, message):
         entry = super().log_addition(request, obj, message)
-        audit_admin_write(request, action="admin.add", objects=[obj], model=self.model)
+        audit_admin_write(
+            request,
+            action="admin.add",
+            objects=[obj],
+            model=self.model,
+            changed=getattr(request, "_audit_changed", None),
+        )
         return entry
 
     def log_change(self, request, obj, message):
         entry = super().log_change(request, obj, message)
-        audit_admin_write(request, action="admin.change", objects=[obj], model=self.model)
+        audit_admin_write(
+            request,
+            action="admin.change",
+            objects=[obj],
+            model=self.model,
+            changed=getattr(request, "_audit_changed", None),
+        )
         return entry
 
     def log_deletions(self, request, queryset):

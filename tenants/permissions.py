@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import BasePermission
 
 
@@ -17,3 +18,13 @@ class IsTenantMember(BasePermission):
             and request.auth is principal
             and principal.tenant == getattr(request, "tenant", None)
         )
+
+
+class IsTenantAdmin(BasePermission):
+    """The request's principal is an admin of its tenant (or a platform admin acting as it)."""
+
+    def has_permission(self, request, view) -> bool:
+        principal = getattr(request, "principal", None)
+        if principal is not None and (principal.is_tenant_admin or principal.membership is None):
+            return True
+        raise PermissionDenied("Only a tenant admin reads the audit log.", "role_admin_required")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
+from tenants.context import current_tenant
 from tenants.exceptions import TenantNotFound
-from tenants.models import Tenant
+from tenants.models import AuditEvent, Tenant
 
 
 def tenant_list() -> QuerySet[Tenant]:
@@ -17,3 +18,8 @@ def tenant_get(*, slug: str) -> Tenant:
     if tenant is None:
         raise TenantNotFound(f"No tenant with slug {slug!r}.")
     return tenant
+
+
+def audit_events() -> QuerySet[AuditEvent]:
+    """The current tenant's audit events (RLS shows no others; the filter states it too)."""
+    return AuditEvent.objects.filter(tenant_id_value=current_tenant().pk)

@@ -6,6 +6,7 @@ from django.contrib import admin
 from django.db.models import Count
 
 from tenants.admin_site import TenantModelAdmin, TenantTabularInline
+from workflows import services
 from workflows.models import Workflow, WorkflowRun
 
 
@@ -49,3 +50,8 @@ class WorkflowRunAdmin(TenantModelAdmin):
     list_select_related = ["workflow"]
     ordering = ["-created_at", "-id"]
     readonly_fields = ["created_at"]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if not change and obj.status == WorkflowRun.Status.QUEUED:
+            services.enqueue(run=obj)  # a run added here is executed like one from the API

@@ -121,14 +121,41 @@ class WorkflowRunSerializer(serializers.ModelSerializer):
             "started_at",
             "finished_at",
             "created_at",
+            # Background execution (docs/background-work.md).
+            "error",
+            "log",
+            "approvals",
+            "attempts",
+            "cancel_requested",
+            "retry_of",
         ]
-        read_only_fields = ["id", "status", "output", "started_at", "finished_at", "created_at"]
+        read_only_fields = [
+            "id",
+            "status",
+            "output",
+            "started_at",
+            "finished_at",
+            "created_at",
+            "error",
+            "log",
+            "approvals",
+            "attempts",
+            "cancel_requested",
+            "retry_of",
+        ]
 
 
 class WorkflowRunCreateSerializer(serializers.Serializer):
     """Body of POST /api/workflows/{id}/runs/: the workflow comes from the URL."""
 
     input = JSONObjectField(required=False)
+
+
+class RunApprovalSerializer(serializers.Serializer):
+    """Body of POST /api/runs/{id}/approve/: the approval step's name."""
+
+    # As sent, untrimmed: the schema's string is exactly what the server takes.
+    approval = StrictCharField(min_length=1, max_length=100, trim_whitespace=False)
 
 
 class MeSerializer(serializers.Serializer):

@@ -1,23 +1,43 @@
-"""Writes of workflows and runs; the tenant always comes from the context."""
+"""Writes of workflows and runs; the tenant always comes from the context, and every write
+leaves an audit row (tenants.audit) in its own transaction."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from accounts.models import User
 from limits.quotas import enforce_quotas
-from workflows.errors import DuplicateName
-from workflows.models import Workflow, WorkflowRun
+from tenants.audit import record_event
+from tenants.context import current_tenant
+from workflows.errors import DuplicateName, RunStateConflict
+from workflows.models import RunTicket, Workflow, WorkflowRun
 
 
-def _save_unique(workflow: Workflow) -> Workflow:
+def audit(*, action: str, obj, changed: list[str] | tuple[str, ...] = (), **details: Any) -> None:
+    """One audit row for a write of a workflow or run: field names only, never values."""
+    record_event(
+        action=action,
+        tenant=current_tenant(),
+        details={
+            "object": obj._meta.label_lower,
+            "id": obj.pk,
+            "repr": str(obj)[:200],
+            "changed": sorted(changed),
+            **details,
+        },
+    )
+
+
+def _save_unique(workflow: Workflow, *, action: str, changed: list[str]) -> Workflow:
     try:
         # A savepoint, so that losing a race on the name leaves the request's transaction usable.
         with transaction.atomic():
             workflow.save()
+            audit(action=action, obj=workflow, changed=changed)
     except IntegrityError as exc:
         if "workflow_tenant_name_uniq" in str(exc):
             raise DuplicateName(workflow.name) from exc
@@ -43,7 +63,11 @@ def workflow_create(
     # The quota is checked in the write's transaction: racing writers cannot both pass it.
     with transaction.atomic():
         enforce_quotas(model=Workflow)
-        return _save_unique(workflow)
+        return _save_unique(
+            workflow,
+            action="workflow.create",
+            changed=["name", "description", "definition", "status", "owner"],
+        )
 
 
 def workflow_update(*, workflow: Workflow, **changes: Any) -> Workflow:
@@ -51,30 +75,98 @@ def workflow_update(*, workflow: Workflow, **changes: Any) -> Workflow:
     unknown = set(changes) - allowed
     if unknown:
         raise ValueError(f"Cannot change {sorted(unknown)} of a workflow.")
+    changed = [field for field, value in changes.items() if getattr(workflow, field) != value]
     for field, value in changes.items():
         setattr(workflow, field, value)
-    return _save_unique(workflow)
+    return _save_unique(workflow, action="workflow.change", changed=changed)
 
 
 def workflow_delete(*, workflow: Workflow) -> None:
-    workflow.delete()
-
-
-def run_start(*, workflow: Workflow, input: dict[str, Any] | None = None) -> WorkflowRun:
     with transaction.atomic():
-        enforce_quotas(model=WorkflowRun)
-        return WorkflowRun.objects.create(
+        run_ids = list(WorkflowRun.objects.filter(workflow=workflow).values_list("pk", flat=True))
+        RunTicket.objects.filter(run_ref__in=run_ids).delete()
+        audit(action="workflow.delete", obj=workflow, runs_deleted=len(run_ids))
+        workflow.delete()
+
+
+def enqueue(*, run: WorkflowRun) -> RunTicket:
+    """Queue the run for a worker, under the current tenant, behind the tenant's other runs."""
+    tenant = current_tenant()
+    last = RunTicket.objects.filter(tenant_ref=tenant.pk, state=RunTicket.State.QUEUED).aggregate(
+        last=Max("position")
+    )["last"]
+    return RunTicket.objects.create(tenant_ref=tenant.pk, run_ref=run.pk, position=(last or 0) + 1)
+
+
+def run_start(
+    *,
+    workflow: Workflow,
+    input: dict[str, Any] | None = None,
+    retry_of: WorkflowRun | None = None,
+) -> WorkflowRun:
+    with transaction.atomic():
+        enforce_quotas(model=WorkflowRun)  # in the write's transaction (limits.quotas)
+        run = WorkflowRun.objects.create(
             workflow=workflow,
             input=input or {},
             status=WorkflowRun.Status.QUEUED,
+            retry_of=retry_of,
         )
+        enqueue(run=run)
+        audit(
+            action="run.retry" if retry_of else "workflow.run",
+            obj=run,
+            changed=["input"],
+            workflow=workflow.pk,
+            **({"retry_of": retry_of.pk} if retry_of else {}),
+        )
+    return run
 
 
-def run_finish(
-    *, run: WorkflowRun, status: str, output: dict[str, Any] | None = None
-) -> WorkflowRun:
-    run.status = status
-    run.output = output or {}
-    run.finished_at = timezone.now()
-    run.save(update_fields=["status", "output", "finished_at"])
+def run_cancel(*, run: WorkflowRun) -> WorkflowRun:
+    """Cancel now when no worker holds the run; else ask its worker to stop at the next step."""
+    with transaction.atomic():
+        run = WorkflowRun.objects.select_for_update().get(pk=run.pk)
+        if run.status in WorkflowRun.FINISHED:
+            raise RunStateConflict(f"The run is already {run.status}.")
+        if run.status == WorkflowRun.Status.RUNNING:
+            run.cancel_requested = True
+            run.save(update_fields=["cancel_requested"])
+        else:
+            RunTicket.objects.filter(run_ref=run.pk).delete()
+            run.status = WorkflowRun.Status.CANCELLED
+            run.finished_at = timezone.now()
+            run.log = [*run.log, {"at": run.finished_at.isoformat(), "event": "cancelled"}]
+            run.save(update_fields=["status", "finished_at", "log"])
+        audit(action="run.cancel", obj=run, changed=["cancel_requested"])
+    return run
+
+
+def run_retry(*, run: WorkflowRun) -> WorkflowRun:
+    """A new run of the same workflow and input; the failed or cancelled one stays as it was."""
+    if run.status not in (WorkflowRun.Status.FAILED, WorkflowRun.Status.CANCELLED):
+        raise RunStateConflict("Only a failed or cancelled run can be retried.")
+    return run_start(workflow=run.workflow, input=run.input, retry_of=run)
+
+
+def run_approve(*, run: WorkflowRun, approval: str, by: str) -> WorkflowRun:
+    """Give the approval the run waits for, and queue it again to go on from there."""
+    with transaction.atomic():
+        run = WorkflowRun.objects.select_for_update().get(pk=run.pk)
+        waiting_for = next(
+            (
+                e.get("approval")
+                for e in reversed(run.log)
+                if e.get("event") == "waiting for approval"
+            ),
+            None,
+        )
+        if run.status != WorkflowRun.Status.WAITING or waiting_for != approval:
+            raise RunStateConflict(f"The run is not waiting for the approval {approval!r}.")
+        run.approvals = {**run.approvals, approval: by}
+        run.status = WorkflowRun.Status.QUEUED
+        run.save(update_fields=["approvals", "status"])
+        RunTicket.objects.filter(run_ref=run.pk).delete()
+        enqueue(run=run)
+        audit(action="run.approve", obj=run, changed=["approvals"], approval=approval)
     return run

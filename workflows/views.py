@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -10,12 +15,15 @@ from rest_framework.views import APIView
 
 from ameide.api_errors import Conflict, ErrorSerializer
 from tenants.api import TenantViewSet
+from tenants.permissions import IsTenantMember
 from workflows import selectors, services
 from workflows.errors import DuplicateName
 from workflows.filters import RunStatusFilter, WorkflowFilter, WorkflowRunFilter
 from workflows.models import Workflow, WorkflowRun
+from workflows.permissions import RULES, WorkflowRolePermission
 from workflows.serializers import (
     MeSerializer,
+    RunApprovalSerializer,
     WorkflowRunCreateSerializer,
     WorkflowRunSerializer,
     WorkflowSerializer,
@@ -33,6 +41,16 @@ def duplicate_name() -> Conflict:
     return Conflict(DUPLICATE_NAME, code="duplicate_name", errors={"name": [DUPLICATE_NAME]})
 
 
+RUN_STATE = {
+    status.HTTP_409_CONFLICT: OpenApiResponse(
+        ErrorSerializer, description="The run's state does not allow it (`run_state_conflict`)."
+    )
+}
+# The role rules, in the OpenAPI description of every operation that writes.
+_WRITES = extend_schema(description=RULES)
+
+
+@extend_schema_view(create=_WRITES, update=_WRITES, partial_update=_WRITES, destroy=_WRITES)
 class WorkflowViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -41,6 +59,7 @@ class WorkflowViewSet(
 ):
     """Workflows of the caller's tenant."""
 
+    permission_classes = [IsTenantMember, WorkflowRolePermission]
     selector = staticmethod(selectors.workflow_list)
     serializer_class = WorkflowSerializer
     filterset_class = WorkflowFilter
@@ -100,6 +119,7 @@ class WorkflowViewSet(
         methods=["POST"],
         request=WorkflowRunCreateSerializer,
         responses={status.HTTP_201_CREATED: WorkflowRunSerializer},
+        description=RULES,
     )
     @action(
         detail=True,
@@ -120,6 +140,7 @@ class WorkflowViewSet(
         return self.get_paginated_response(WorkflowRunSerializer(page, many=True).data)
 
 
+@extend_schema_view(create=_WRITES)
 class WorkflowRunViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -127,6 +148,7 @@ class WorkflowRunViewSet(
 ):
     """Runs of the caller's tenant; POST takes the workflow id in the body."""
 
+    permission_classes = [IsTenantMember, WorkflowRolePermission]
     selector = staticmethod(selectors.run_list)
     serializer_class = WorkflowRunSerializer
     filterset_class = WorkflowRunFilter
@@ -135,11 +157,46 @@ class WorkflowRunViewSet(
     def create(self, request):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        self.check_object_permissions(request, serializer.validated_data["workflow"])
         run = services.run_start(
             workflow=serializer.validated_data["workflow"],
             input=serializer.validated_data.get("input"),
         )
         return Response(self.get_serializer(run).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=None, responses={200: WorkflowRunSerializer, **RUN_STATE}, description=RULES
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        """Cancel a queued or waiting run now, or ask a running one to stop at its next step."""
+        run = services.run_cancel(run=self.get_object())
+        return Response(self.get_serializer(run).data)
+
+    @extend_schema(
+        request=None, responses={201: WorkflowRunSerializer, **RUN_STATE}, description=RULES
+    )
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        """Queue a new run with the same input as this failed or cancelled one."""
+        run = services.run_retry(run=self.get_object())
+        return Response(self.get_serializer(run).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=RunApprovalSerializer,
+        responses={200: WorkflowRunSerializer, **RUN_STATE},
+        description=RULES,
+    )
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        """Give the approval a waiting run asks for; the run is queued again to go on."""
+        run = self.get_object()
+        body = RunApprovalSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        run = services.run_approve(
+            run=run, approval=body.validated_data["approval"], by=request.user.get_username()
+        )
+        return Response(self.get_serializer(run).data)
 
 
 class MeView(APIView):

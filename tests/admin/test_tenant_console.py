@@ -354,7 +354,6 @@ def test_users_pages_show_only_as_members_read_only(client_admin_a, world, admin
 PLATFORM_ONLY = [
     "/admin/tenants/tenant/",
     "/admin/tenants/tenant/add/",
-    "/admin/tenants/auditevent/",
     "/admin/accounts/identityprovider/",
     "/admin/accounts/identityprovidertenant/",
     "/admin/act-as/",
@@ -370,10 +369,14 @@ def test_the_index_shows_a_tenant_admin_only_tenant_models_and_the_banner(client
     response = client_admin_a.get(reverse("admin:index"))
     body = assert_no_trace_of_b(response)
     shown = {m["object_name"] for app in response.context["app_list"] for m in app["models"]}
-    # The tenant models, and their own tenant's limits and usage (limits.admin).
-    assert shown == {"Workflow", "WorkflowRun", "Membership", "User", "TenantLimits"}
+    # The tenant models, their own tenant's limits and usage (limits.admin) and their own
+    # tenant's audit events (tests/admin/test_audit_console.py).
+    assert shown == {"Workflow", "WorkflowRun", "Membership", "User", "TenantLimits", "AuditEvent"}
     assert re.search(r"Tenant: <strong>Alpha Corp \(alpha\)</strong>", body)
-    assert client_admin_a.get("/admin/tenants/").status_code == 404
+    # The tenants app shows them its audit log only, never the tenants.
+    app_index = client_admin_a.get("/admin/tenants/")
+    assert app_index.status_code == 200
+    assert [m["object_name"] for m in app_index.context["app_list"][0]["models"]] == ["AuditEvent"]
 
 
 def test_a_plain_member_cannot_enter_but_the_admin_role_suffices(world, tenant_a):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from accounts.models import Membership
 from tenants.context import tenant_context
 from workflows.models import Workflow, WorkflowRun
 
@@ -36,6 +37,10 @@ def test_create_read_update_delete(client_a, tenant_a):
     runs = client_a.get(f"{url}runs/").json()["results"]
     assert [r["id"] for r in runs] == [run.json()["id"]]
     assert client_a.get(f"/api/runs/{run.json()['id']}/").json()["workflow"] == body["id"]
+    # A member deletes nothing (tests/workflows/test_api_roles.py); the tenant's admin does.
+    assert client_a.delete(url).status_code == 403
+    with tenant_context(tenant_a):
+        Membership.objects.filter(user__username="ann").update(role="admin")
     assert client_a.delete(url).status_code == 204
     with tenant_context(tenant_a):
         assert not Workflow.objects.exists()

@@ -41,9 +41,11 @@ def api(user_a):
 
 
 @pytest.fixture
-def workflow(tenant_a):
+def workflow(tenant_a, user_a):
+    # Owned by the caller: a member writes only their own workflows (the role check comes
+    # before the body is read; tests/workflows/test_api_roles.py).
     with tenant_context(tenant_a):
-        workflow = Workflow.objects.create(name="kept", definition={"steps": [1]})
+        workflow = Workflow.objects.create(name="kept", definition={"steps": [1]}, owner=user_a)
         WorkflowRun.objects.create(workflow=workflow, input={"n": 1})
     return workflow
 

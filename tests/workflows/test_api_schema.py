@@ -41,7 +41,14 @@ def test_the_runs_of_a_workflow_document_the_runs_filters(schema):
     get = schema["paths"]["/api/workflows/{id}/runs/"]["get"]
     params = {p["name"]: p["schema"] for p in get["parameters"] if p["in"] == "query"}
     assert set(params) == {"cursor", "page_size", "status", "ordering"}
-    assert set(params["status"]["enum"]) == {"queued", "running", "succeeded", "failed"}
+    assert set(params["status"]["enum"]) == {
+        "queued",
+        "running",
+        "waiting",
+        "succeeded",
+        "failed",
+        "cancelled",
+    }
     assert set(params["ordering"]["enum"]) == {"created_at", "-created_at"}
 
 

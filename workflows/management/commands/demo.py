@@ -9,14 +9,34 @@ from accounts.models import Membership, User
 from tenants.audit import acting, record_event
 from tenants.context import tenant_context
 from tenants.models import AuditEvent, Tenant
-from workflows.models import Workflow, WorkflowRun
+from workflows import services
+from workflows.models import Workflow
 
 DEMO_PASSWORD = "demo"
 TENANTS = {
-    "acme": ("Acme Corporation", [("alice", "admin"), ("arthur", "member")]),
+    "acme": ("Acme Corporation", [("alice", "admin"), ("arthur", "member"), ("vera", "viewer")]),
     "globex": ("Globex Inc.", [("gina", "admin"), ("gus", "member")]),
 }
-WORKFLOWS = ["Onboard customer", "Approve invoice", "Nightly report", "Rotate keys", "Offboard"]
+# Definitions in the step language (workflows.steps); each gets a few runs, which the worker
+# (`make run` starts it) executes: one approval waits for POST /api/runs/{id}/approve/ and one
+# run fails on purpose.
+WORKFLOWS = {
+    "Onboard customer": ["start", {"set": {"stage": "welcome"}}, {"wait": 1}, "finish"],
+    "Approve invoice": [
+        {
+            "if": {"input": "n", "gte": 1},
+            "then": [{"approval": "manager"}],
+            "else": [{"set": {"auto_approved": True}}],
+        },
+        {"set": {"paid": True}},
+    ],
+    "Nightly report": [{"set": {"rows": 42}}, {"wait": 0.5}, "done"],
+    "Rotate keys": [{"set": {"rotated": True}}],
+    "Offboard": [
+        {"if": {"input": "n", "equals": 1}, "then": [{"fail": "open invoices remain"}]},
+        {"set": {"offboarded": True}},
+    ],
+}
 # The audit row that records the load: `make run` runs this command every time, and rows the
 # user deleted since must stay deleted.
 LOADED = "demo.load"
@@ -38,7 +58,7 @@ class Command(BaseCommand):
                 return
             self._load()
             record_event(action=LOADED, details={"tenants": list(TENANTS)})
-        self.stdout.write("demo: tenants acme, globex; users alice, arthur (acme), gina, gus")
+        self.stdout.write("demo: tenants acme, globex; users alice, arthur, vera (acme), gina, gus")
         self.stdout.write(
             f"      (globex) with password '{DEMO_PASSWORD}'; platform admin admin/admin"
         )
@@ -81,15 +101,15 @@ class Command(BaseCommand):
                     user.save()
                 Membership.objects.get_or_create(user=user, defaults={"role": role})
                 owner = owner or user
-            for index, title in enumerate(WORKFLOWS):
+            for index, (title, steps) in enumerate(WORKFLOWS.items()):
                 workflow, created = Workflow.objects.get_or_create(
                     name=f"{title} ({tenant.slug})",
                     defaults={
                         "owner": owner,
                         "status": Workflow.Status.ACTIVE,
-                        "definition": {"steps": ["start", "work", "finish"]},
+                        "definition": {"steps": steps},
                     },
                 )
                 if created:
                     for run in range(index % 3 + 1):
-                        WorkflowRun.objects.create(workflow=workflow, input={"n": run})
+                        services.run_start(workflow=workflow, input={"n": run})
