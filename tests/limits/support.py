@@ -4,9 +4,6 @@ the test's hold on the hold view (tests/limits/urls.py), and the Redis database 
 from __future__ import annotations
 
 import os
-import queue
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -15,16 +12,13 @@ from contextlib import contextmanager
 
 import psycopg
 import pytest
-import requests
 
 from tests.limits.urls import HOLD_KEY
 from tests.rls.support import (
-    ROOT,
     START_TIMEOUT_SECONDS,
-    _Drain,
-    _stop,
     _wait_until,
     connection_kwargs,
+    gunicorn_process,
 )
 
 # Redis on this machine; the tests use their own database number and flush only it.
@@ -47,49 +41,21 @@ def redis_url() -> str:
 def gunicorn_workers(*, env: dict[str, str], port: int, workers: int = 3, threads: int = 4):
     """gunicorn with several worker processes serving tests/limits/server_settings.py;
     yields its base URL and its output (JSON log lines)."""
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "ameide.wsgi:application",
-        # The image's settings (its child_exit hook for Prometheus); the flags below win.
-        "--config",
-        "deploy/gunicorn.conf.py",
-        "--access-logfile",
-        "/dev/null",
-        "--worker-class",
-        "gthread",
-        "--threads",
-        str(threads),
-        "--workers",
-        str(workers),
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--graceful-timeout",
-        "2",
-    ]
-    env = {**env, "DJANGO_SETTINGS_MODULE": "tests.limits.server_settings"}
-    process = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    drain = _Drain(process.stdout)
-    drain.start()
-    try:
-        try:
-            drain.listening.get(timeout=START_TIMEOUT_SECONDS)
-        except queue.Empty:
-            raise AssertionError(f"gunicorn did not start:\n{drain.tail()}") from None
-        base = f"http://127.0.0.1:{port}"
-        _wait_until(
-            lambda: requests.get(f"{base}/healthz", timeout=2).ok, what="gunicorn", drain=drain
-        )
+    # The image's settings (its child_exit hook for Prometheus); the flags after them win.
+    extra = ("--config", "deploy/gunicorn.conf.py", "--access-logfile", "/dev/null")
+    with gunicorn_process(
+        settings="tests.limits.server_settings",
+        threads=threads,
+        env=env,
+        port=port,
+        workers=workers,
+        extra_args=extra,
+    ) as (base, drain):
         # Every worker booted (each logs it): requests are spread over processes.
         _wait_until(
             lambda: drain.tail().count("Booting worker") >= workers, what="workers", drain=drain
         )
         yield base, drain
-    finally:
-        _stop(process, drain)
 
 
 def parallel(calls: list, *, workers: int = 12) -> list:

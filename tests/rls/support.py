@@ -146,11 +146,30 @@ def gunicorn_server(
 ) -> Iterator[str]:
     """gunicorn -k gthread serving the project with the probe (tests/rls/probe_settings.py) on
     a loopback port (by default chosen by the OS); yields its base URL."""
+    with gunicorn_process(
+        settings="tests.rls.probe_settings", threads=threads, env=env, port=port, workers=workers
+    ) as (base, _):
+        yield base
+
+
+@contextmanager
+def gunicorn_process(
+    *,
+    settings: str,
+    threads: int,
+    env: dict[str, str],
+    port: int = 0,
+    workers: int = 1,
+    extra_args: tuple[str, ...] = (),
+) -> Iterator[tuple[str, _Drain]]:
+    """gunicorn -k gthread with DJANGO_SETTINGS_MODULE `settings` on a loopback port, once
+    /healthz answers; yields its base URL and its output. Stopped when the block ends."""
     command = [
         sys.executable,
         "-m",
         "gunicorn",
         "ameide.wsgi:application",
+        *extra_args,
         "--worker-class",
         "gthread",
         "--threads",
@@ -162,7 +181,7 @@ def gunicorn_server(
         "--graceful-timeout",
         "2",
     ]
-    env = {**env, "DJANGO_SETTINGS_MODULE": "tests.rls.probe_settings"}
+    env = {**env, "DJANGO_SETTINGS_MODULE": settings}
     process = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -177,7 +196,7 @@ def gunicorn_server(
         _wait_until(
             lambda: requests.get(f"{base}/healthz", timeout=2).ok, what="gunicorn", drain=drain
         )
-        yield base
+        yield base, drain
     finally:
         _stop(process, drain)
 
