@@ -129,20 +129,8 @@ class WorkflowRunSerializer(serializers.ModelSerializer):
             "cancel_requested",
             "retry_of",
         ]
-        read_only_fields = [
-            "id",
-            "status",
-            "output",
-            "started_at",
-            "finished_at",
-            "created_at",
-            "error",
-            "log",
-            "approvals",
-            "attempts",
-            "cancel_requested",
-            "retry_of",
-        ]
+        # Everything but what a caller sends: the workflow to run and its input.
+        read_only_fields = [f for f in fields if f not in ("workflow", "input")]
 
 
 class WorkflowRunCreateSerializer(serializers.Serializer):
