@@ -7,7 +7,7 @@ from django.conf import settings
 from django.core import checks
 from django.db import models
 
-from tenants.constraints import CompositeForeignKey, RowLevelSecurity
+from tenants.constraints import CompositeForeignKey, RowLevelSecurity, TenantPrimaryKey
 from tenants.models import TenantModel
 from tenants.preparation import Tenancy, tenant_foreign_keys
 from tenants.scoping import TenantManager
@@ -38,8 +38,8 @@ def check_tenant_model(model: type[models.Model]) -> list[checks.CheckMessage]:
                 )
             )
     uniques = [c for c in meta.constraints if isinstance(c, models.UniqueConstraint)]
-    if not any(list(c.fields) == ["tenant", "id"] and c.condition is None for c in uniques):
-        errors.append(_error(model, "E003", f"{name} has no UNIQUE (tenant, id) key."))
+    if not any(isinstance(c, TenantPrimaryKey) for c in meta.constraints):
+        errors.append(_error(model, "E003", f"{name} has no PRIMARY KEY (tenant, id)."))
     for constraint in uniques:
         if not _leads_with_tenant(constraint.fields):
             errors.append(
@@ -131,7 +131,23 @@ def check_model_tenancy(model: type[models.Model]) -> list[checks.CheckMessage]:
                 "Inherit TenantModel, or set `tenancy = Tenancy.GLOBAL` and say why.",
             )
         ]
-    return []
+    return [
+        # A tenant row's `id` is unique only with its tenant (PRIMARY KEY (tenant_id, id)), and
+        # on Citus a global table cannot point into a distributed one.
+        _error(
+            model,
+            "E010",
+            f"{meta.label}.{field.name} is a database foreign key from a global model to a "
+            "tenant model.",
+            "Keep the id in a plain column (db_constraint=False or an integer field).",
+        )
+        for field in meta.local_fields
+        if field.is_relation
+        and field.many_to_one
+        and isinstance(field.related_model, type)
+        and issubclass(field.related_model, TenantModel)
+        and field.db_constraint
+    ]
 
 
 @checks.register(checks.Tags.models, "tenancy")

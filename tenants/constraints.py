@@ -1,8 +1,9 @@
-"""Database objects declared as Meta.constraints, so `makemigrations` emits them: composite
-foreign keys and the row-level security policies of tenant and global tables.
+"""Database objects declared as Meta.constraints, so `makemigrations` emits them: the tenant
+primary key, composite foreign keys and the row-level security policies of tenant and global
+tables.
 
-Both are created after the table (deferred SQL), because they reference unique keys that
-Django creates inline in CREATE TABLE, possibly of the same table.
+All are created after the table (deferred SQL), because they reference keys that Django
+creates inline in CREATE TABLE, possibly of the same table.
 """
 
 from __future__ import annotations
@@ -28,6 +29,82 @@ class _DeferredConstraint(BaseConstraint):
 
     def __hash__(self) -> int:
         return hash(self.name)
+
+
+class TenantPrimaryKey(_DeferredConstraint):
+    """PRIMARY KEY (tenant_id, id) in the database, while Django keeps `id` as the model's pk.
+
+    Citus distributes a table by `tenant_id` only if every primary key and unique constraint
+    includes it, so the key Django creates on `id` alone is replaced by this one (and the
+    composite foreign keys reference it). One schema serves plain PostgreSQL and Citus. `id`
+    stays unique across tenants as the identity sequence hands it out; `tenants import` keeps
+    archived ids only where no tenant uses them.
+
+    Creating it replaces whatever primary key the table has and a UNIQUE (tenant_id, id) of the
+    same name (installs before this key), re-creating the foreign keys that referenced either;
+    it does nothing where the key is already in place. A foreign key to `id` alone cannot be
+    re-created, and says so (tenants.checks refuses such keys, tenants.E010).
+    """
+
+    def _swap(self, model, schema_editor, *, columns: str, unique: str | None) -> str:
+        """One statement (a DO block) that makes `columns` the primary key named `self.name`
+        (or the pkey, when `unique` keeps `self.name` as a UNIQUE), keeping the foreign keys
+        that referenced the table. No '%' in it: Django passes some DDL through psycopg's
+        placeholder parser and some not."""
+        quote = schema_editor.quote_name
+        table = quote(model._meta.db_table)
+        name = self.name.replace("'", "''")
+        pk_name = name if unique is None else f"{model._meta.db_table}_pkey"
+        add_unique = (
+            ""
+            if unique is None
+            else f"ALTER TABLE {table} ADD CONSTRAINT {quote(self.name)} UNIQUE ({unique});"
+        )
+        return f"""DO $tenant_pk$
+DECLARE
+  target regclass := '{table}'::regclass;
+  current_pk text;
+  fk record;
+  kept text[] := '{{}}';
+  i int;
+BEGIN
+  SELECT pg_get_constraintdef(c.oid) INTO current_pk FROM pg_constraint c
+    WHERE c.conrelid = target AND c.contype = 'p' AND c.conname = '{pk_name}';
+  IF current_pk = 'PRIMARY KEY ({columns})' THEN RETURN; END IF;
+  -- Foreign keys lean on the unique index they reference: set them aside while it changes.
+  FOR fk IN SELECT c.conrelid::regclass AS tbl, c.conname, pg_get_constraintdef(c.oid) AS def
+      FROM pg_constraint c WHERE c.contype = 'f' AND c.confrelid = target ORDER BY c.oid LOOP
+    kept := kept || ARRAY[fk.tbl::text, fk.conname::text, fk.def];
+    EXECUTE 'ALTER TABLE ' || fk.tbl || ' DROP CONSTRAINT ' || quote_ident(fk.conname);
+  END LOOP;
+  FOR fk IN SELECT c.conname FROM pg_constraint c WHERE c.conrelid = target
+      AND (c.contype = 'p' OR (c.contype = 'u' AND c.conname = '{name}')) LOOP
+    EXECUTE 'ALTER TABLE ' || target || ' DROP CONSTRAINT ' || quote_ident(fk.conname);
+  END LOOP;
+  EXECUTE 'ALTER TABLE ' || target || ' ADD CONSTRAINT ' || quote_ident('{pk_name}')
+    || ' PRIMARY KEY ({columns})';
+  {add_unique}
+  FOR i IN 1 .. coalesce(array_length(kept, 1), 0) / 3 LOOP
+    EXECUTE 'ALTER TABLE ' || kept[3 * i - 2] || ' ADD CONSTRAINT ' || quote_ident(kept[3 * i - 1])
+      || ' ' || kept[3 * i];
+  END LOOP;
+END $tenant_pk$"""
+
+    def create_sql(self, model, schema_editor):
+        tenant = model._meta.get_field("tenant").column
+        pk = model._meta.pk.column
+        return self._swap(model, schema_editor, columns=f"{tenant}, {pk}", unique=None)
+
+    def remove_sql(self, model, schema_editor):
+        # Back to Django's own key on `id`, with the UNIQUE (tenant_id, id) that the composite
+        # foreign keys referenced before.
+        tenant = model._meta.get_field("tenant").column
+        pk = model._meta.pk.column
+        return self._swap(model, schema_editor, columns=pk, unique=f"{tenant}, {pk}")
+
+    def deconstruct(self):
+        path, args, kwargs = super().deconstruct()
+        return "tenants.constraints.TenantPrimaryKey", args, kwargs
 
 
 class CompositeForeignKey(_DeferredConstraint):

@@ -2,7 +2,7 @@
 
 A model says where its rows live with `tenancy = Tenancy.TENANT` (every TenantModel) or
 `Tenancy.GLOBAL`. When a tenant model's class is prepared, `install_tenant_keys` adds its
-(tenant_id, id) key, composite foreign keys, (tenant_id, fk) indexes and RLS policies as
+(tenant_id, id) primary key, composite foreign keys, (tenant_id, fk) indexes and RLS policies as
 Meta options, so `makemigrations` emits them, and makes joins through its keys carry the tenant.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 from django.db import models
 from django.db.models.fields.related import lazy_related_operation
 
-from tenants.constraints import CompositeForeignKey, RowLevelSecurity
+from tenants.constraints import CompositeForeignKey, RowLevelSecurity, TenantPrimaryKey
 from tenants.scoping import tenant_join_restriction
 
 
@@ -69,7 +69,9 @@ def install_tenant_keys(sender: type[models.Model], **kwargs: Any) -> None:
     names = {c.name for c in constraints}
     key_name = _constraint_name(table, "tenant_pk")
     if key_name not in names:
-        constraints.append(models.UniqueConstraint(fields=["tenant", "id"], name=key_name))
+        # PRIMARY KEY (tenant_id, id) in the database: Citus distributes by tenant_id only
+        # tables whose keys include it (docs/citus.md).
+        constraints.append(TenantPrimaryKey(name=key_name))
     rls_name = _constraint_name(table, "rls")
     if rls_name not in names:
         constraints.append(RowLevelSecurity(name=rls_name))

@@ -251,6 +251,14 @@ def audit_database(*, using: str = "owner") -> list[str]:
                 if cursor.fetchone()[0]:
                     findings.append(f"{table}: runtime role {runtime} may TRUNCATE")
             columns = _columns(cursor, table)
+            # Citus distributes by tenant_id only a table whose keys include it.
+            cursor.execute(
+                "SELECT conkey FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'p'",
+                [table],
+            )
+            primary = cursor.fetchone()
+            if primary is None or [columns[k] for k in primary[0]] != ["tenant_id", "id"]:
+                findings.append(f"{table}: primary key is not (tenant_id, id)")
             cursor.execute(
                 "SELECT conkey, confrelid::regclass::text FROM pg_constraint "
                 "WHERE conrelid = %s::regclass AND contype = 'f'",

@@ -137,6 +137,14 @@ WEAKENINGS = {
         "SECURITY DEFINER function count_all has no pinned search_path",
         "DROP FUNCTION count_all()",
     ),
+    "primary key on id alone": (
+        "ALTER TABLE accounts_membership DROP CONSTRAINT accounts_membership_tenant_pk; "
+        "ALTER TABLE accounts_membership ADD PRIMARY KEY (id)",
+        "accounts_membership: primary key is not (tenant_id, id)",
+        "ALTER TABLE accounts_membership DROP CONSTRAINT accounts_membership_pkey; "
+        "ALTER TABLE accounts_membership ADD CONSTRAINT accounts_membership_tenant_pk "
+        "PRIMARY KEY (tenant_id, id)",
+    ),
     "composite key dropped": (
         "ALTER TABLE workflows_workflowrun DROP CONSTRAINT workflows_workflowrun_workflow_id_tfk",
         "workflows_workflowrun: no composite foreign key (tenant_id, workflow_id)",

@@ -2,7 +2,7 @@
 
 from django.db import models
 
-from tenants.models import TenantModel
+from tenants.models import Tenancy, TenantModel
 
 
 class Orphan(models.Model):
@@ -40,3 +40,11 @@ class ExtraManager(TenantModel):
     """Keeps the tenant manager as default and base, and adds a plain one beside it (E009)."""
 
     everything = models.Manager()
+
+
+class PointsIntoTenants(models.Model):
+    """A global model with a database foreign key to a tenant model's id alone (E010)."""
+
+    tenancy = Tenancy.GLOBAL
+
+    target = models.ForeignKey(GloballyUnique, on_delete=models.CASCADE)

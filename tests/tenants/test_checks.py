@@ -37,6 +37,7 @@ def test_broken_models_are_reported():
         ("tenancy_broken.WrongManagers", "tenants.E006"),
         ("tenancy_broken.Tagged_peers", "tenants.E007"),
         ("tenancy_broken.ExtraManager", "tenants.E009"),
+        ("tenancy_broken.PointsIntoTenants", "tenants.E010"),
     ]
     for label, code in expected:
         assert any(label in line and code in line for line in out.splitlines()), (label, code)

@@ -27,12 +27,14 @@ import psycopg
 from django.conf import settings
 from django.db import transaction
 from django.db.backends.postgresql import base as postgresql
+from django.db.backends.postgresql import features as postgresql_features
 from psycopg import Cursor, adapt, generators, pq
 
 from tenants.context import database_scope
 from tenants.db.signing import DatabaseScope, scope_value
 from tenants.db.timeouts import timeout_for
 from tenants.db.wall import SCOPE_SETTING
+from tenants.preparation import Tenancy
 
 # Exactly Django's transaction-control statements; anything else carries the scope.
 _TRANSACTION_CONTROL = re.compile(
@@ -125,7 +127,18 @@ class WallCursor(postgresql.CursorMixin, Cursor):
         self._set_results(results)
 
 
+class DatabaseFeatures(postgresql_features.DatabaseFeatures):
+    def allows_group_by_selected_pks_on_model(self, model):
+        # GROUP BY id alone lets PostgreSQL read a row's other columns only where id is the
+        # table's primary key; a tenant table's is (tenant_id, id) (TenantPrimaryKey).
+        if getattr(model, "tenancy", None) == Tenancy.TENANT:
+            return False
+        return super().allows_group_by_selected_pks_on_model(model)
+
+
 class DatabaseWrapper(postgresql.DatabaseWrapper):
+    features_class = DatabaseFeatures
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         # The scope the open transaction carries and until when its value is good.
