@@ -24,6 +24,12 @@ _MEMBERS_OF_THE_TENANT = (
     "home_tenant_id = {tenant} OR "
     "EXISTS (SELECT 1 FROM accounts_membership m WHERE m.user_id = {table}.id)"
 )
+# The same where Citus is installed, through a function (migration 0009, SECURITY INVOKER, so
+# the memberships' own policy limits it alike): Citus cannot plan this coordinator table's
+# subquery over memberships, but runs the function's query on its own (docs/citus.md).
+_MEMBERS_OF_THE_TENANT_ON_CITUS = (
+    "home_tenant_id = {tenant} OR accounts_user_has_membership({table}.id)"
+)
 
 
 class User(AbstractUser):
@@ -59,7 +65,11 @@ class User(AbstractUser):
                 condition=~Q(issuer=""),
                 name="user_issuer_subject_uniq",
             ),
-            GlobalRowSecurity(name="accounts_user_rls", under_tenant=_MEMBERS_OF_THE_TENANT),
+            GlobalRowSecurity(
+                name="accounts_user_rls",
+                under_tenant=_MEMBERS_OF_THE_TENANT,
+                under_tenant_on_citus=_MEMBERS_OF_THE_TENANT_ON_CITUS,
+            ),
         ]
 
     @property

@@ -149,25 +149,30 @@ class CompositeForeignKey(_DeferredConstraint):
 
 
 class RowSecurity(_DeferredConstraint):
-    """ENABLE + FORCE row level security, one policy for every role and one for break-glass."""
+    """ENABLE + FORCE row level security, one policy for every role and one for break-glass.
 
-    def using_predicate(self, model, schema_editor) -> str:
+    The policies test the signed scope through an InitPlan, except on a table that Citus
+    distributes or replicates (docs/citus.md): Citus refuses subqueries in its policies, so
+    there the same predicate calls the verifier inline. Where Citus is installed a global
+    table may also say what it admits differently (GlobalRowSecurity.under_tenant_on_citus).
+    The choice is made in the database each time the policies are created (every migrate),
+    so one migration history serves both.
+    """
+
+    def using_predicate(
+        self, model, schema_editor, *, inline: bool = False, citus: bool = False
+    ) -> str:
         raise NotImplementedError
 
-    def _statements(self, model, schema_editor):
+    def _policies(self, model, schema_editor, *, inline: bool, citus: bool) -> list[str]:
         quote = schema_editor.quote_name
         table = quote(model._meta.db_table)
         isolation = quote(f"{self.name}_isolation")
         breakglass = quote(f"{self.name}_breakglass")
         role = quote(settings.TENANCY_BREAKGLASS_ROLE)
-        check = self.using_predicate(model, schema_editor)
-        glass = wall.breakglass_predicate()
+        check = self.using_predicate(model, schema_editor, inline=inline, citus=citus)
+        glass = wall.breakglass_predicate(inline=inline)
         return [
-            # The functions the policies call; idempotent, so the first policy of a fresh
-            # database creates them whichever app migrates first.
-            *wall.ensure_functions_sql(_schema(schema_editor)),
-            f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
-            f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY",
             f"DROP POLICY IF EXISTS {isolation} ON {table}",
             f"DROP POLICY IF EXISTS {breakglass} ON {table}",
             f"CREATE POLICY {isolation} ON {table} USING ({check}) WITH CHECK ({check})",
@@ -175,7 +180,20 @@ class RowSecurity(_DeferredConstraint):
         ]
 
     def create_sql(self, model, schema_editor):
-        return wall.as_one_statement(self._statements(model, schema_editor))
+        table = schema_editor.quote_name(model._meta.db_table)
+        return wall.as_one_statement_on_citus_or_not(
+            [
+                # The functions the policies call; idempotent, so the first policy of a fresh
+                # database creates them whichever app migrates first.
+                *wall.ensure_functions_sql(_schema(schema_editor)),
+                f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
+                f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY",
+            ],
+            table=table,
+            citus_table=self._policies(model, schema_editor, inline=True, citus=True),
+            citus_installed=self._policies(model, schema_editor, inline=False, citus=True),
+            otherwise=self._policies(model, schema_editor, inline=False, citus=False),
+        )
 
     def remove_sql(self, model, schema_editor):
         quote = schema_editor.quote_name
@@ -199,8 +217,10 @@ def _schema(schema_editor) -> str:
 class RowLevelSecurity(RowSecurity):
     """The policies of a tenant table: rows of the signed tenant only (USING and WITH CHECK)."""
 
-    def using_predicate(self, model, schema_editor) -> str:
-        return wall.tenant_predicate()
+    def using_predicate(
+        self, model, schema_editor, *, inline: bool = False, citus: bool = False
+    ) -> str:
+        return wall.tenant_predicate(inline=inline)
 
     def deconstruct(self):
         path, args, kwargs = super().deconstruct()
@@ -211,20 +231,30 @@ class GlobalRowSecurity(RowSecurity):
     """The policies of a global table: all rows in the signed global scope (code that runs with
     no tenant: sign-in, the platform console), and under a tenant only what `under_tenant`
     admits. `under_tenant` is SQL in which `{tenant}` stands for the signed tenant's id and
-    `{table}` for this table; "false" hides every row from tenant work."""
+    `{table}` for this table; "false" hides every row from tenant work. `under_tenant_on_citus`
+    replaces it where Citus is installed (a subquery over a tenant table that Citus cannot
+    plan there, said through a function instead; docs/citus.md)."""
 
-    def __init__(self, *, name, under_tenant: str = "false", **kwargs):
+    def __init__(
+        self, *, name, under_tenant: str = "false", under_tenant_on_citus: str = "", **kwargs
+    ):
         self.under_tenant = under_tenant
+        self.under_tenant_on_citus = under_tenant_on_citus
         super().__init__(name=name, **kwargs)
 
-    def using_predicate(self, model, schema_editor) -> str:
-        under = self.under_tenant.format(
-            tenant=wall.current_tenant_sql(),
+    def using_predicate(
+        self, model, schema_editor, *, inline: bool = False, citus: bool = False
+    ) -> str:
+        template = (self.under_tenant_on_citus if citus else "") or self.under_tenant
+        under = template.format(
+            tenant=wall.current_tenant_sql(inline=inline),
             table=schema_editor.quote_name(model._meta.db_table),
         )
-        return wall.global_predicate(under)
+        return wall.global_predicate(under, inline=inline)
 
     def deconstruct(self):
         path, args, kwargs = super().deconstruct()
         kwargs["under_tenant"] = self.under_tenant
+        if self.under_tenant_on_citus:
+            kwargs["under_tenant_on_citus"] = self.under_tenant_on_citus
         return "tenants.constraints.GlobalRowSecurity", args, kwargs

@@ -27,6 +27,9 @@ PRIVATE = "ameide_private"
 SCOPE_SETTING = "app.scope"
 AUDIT_TABLE = "tenants_auditevent"
 GRANT_TTL_SECONDS = 3600  # a break-glass block longer than this is cut off
+# Citus's global pids are node id * GPID_BASE + pid (citus_backend_gpid()); a scope bound to
+# a number at least this large names a global pid (docs/citus.md).
+GPID_BASE = 10_000_000_000
 
 # The functions the runtime and break-glass roles may call; mac_of() is not among them, or the
 # runtime role could ask PostgreSQL to sign for it.
@@ -39,23 +42,36 @@ CALLABLE = (
 )
 
 
-def tenant_predicate(column: str = "tenant_id") -> str:
-    """Rows of the signed tenant: an InitPlan (once per statement) that stays on the index."""
-    return f"{column} = (SELECT {PRIVATE}.scope_id('t'))"
+def _scope(kind: str, *, inline: bool) -> str:
+    """The signed scope's id: an InitPlan (evaluated once per statement, so the index on
+    tenant_id is still used), or inline where Citus refuses subqueries in policies (its
+    distributed and reference tables, tenants.citus)."""
+    call = f"{PRIVATE}.scope_id('{kind}')"
+    return call if inline else f"(SELECT {call})"
 
 
-def global_predicate(under_tenant: str) -> str:
+def tenant_predicate(column: str = "tenant_id", *, inline: bool = False) -> str:
+    """Rows of the signed tenant."""
+    return f"{column} = {_scope('t', inline=inline)}"
+
+
+def global_predicate(under_tenant: str, *, inline: bool = False) -> str:
     """Global rows: what a tenant may see of them, or all of them in the signed global scope."""
-    return f"(({under_tenant}) OR (SELECT {PRIVATE}.scope_id('g')) IS NOT NULL)"
+    if inline:
+        # Citus's policy deparser knows no IS NOT NULL (its "unrecognized node type: 15");
+        # the global scope's id is 0, so >= 0 says the same.
+        return f"(({under_tenant}) OR {_scope('g', inline=True)} >= 0)"
+    return f"(({under_tenant}) OR {_scope('g', inline=False)} IS NOT NULL)"
 
 
-def breakglass_predicate() -> str:
-    return f"(SELECT {PRIVATE}.breakglass_open())"
+def breakglass_predicate(*, inline: bool = False) -> str:
+    call = f"{PRIVATE}.breakglass_open()"
+    return call if inline else f"(SELECT {call})"
 
 
-def current_tenant_sql() -> str:
+def current_tenant_sql(*, inline: bool = False) -> str:
     """For `under_tenant` templates: the signed tenant of the statement."""
-    return f"(SELECT {PRIVATE}.scope_id('t'))"
+    return _scope("t", inline=inline)
 
 
 def _functions_sql(schema: str) -> list[str]:
@@ -103,11 +119,27 @@ def _functions_sql(schema: str) -> list[str]:
               IF raw IS NULL OR length(raw) > 200 THEN RETURN NULL; END IF;
               p := string_to_array(raw, ':');
               IF cardinality(p) IS DISTINCT FROM 5 OR p[1] IS DISTINCT FROM kind
-                 OR p[2] !~ '^[0-9]{{1,18}}$' OR p[3] !~ '^[0-9]{{1,10}}$'
+                 OR p[2] !~ '^[0-9]{{1,18}}$' OR p[3] !~ '^[0-9]{{1,18}}$'
                  OR p[4] !~ '^[0-9]{{1,12}}$' THEN
                 RETURN NULL;
               END IF;
-              IF p[3] <> '0' AND p[3]::bigint <> pg_backend_pid() THEN RETURN NULL; END IF;
+              IF p[3] = '0' THEN
+                NULL;  -- bound to no backend (transaction poolers)
+              ELSIF p[3]::bigint < {GPID_BASE} THEN
+                IF p[3]::bigint <> pg_backend_pid() THEN RETURN NULL; END IF;
+              ELSE
+                -- A Citus global pid (node id * 10^10 + pid of the coordinator's backend),
+                -- which every worker backend serving that backend reports too. Where the
+                -- node is this one, the pid must be this backend's own (an application_name
+                -- can claim any global pid); on another node only the global pid is known.
+                IF to_regproc('pg_catalog.citus_backend_gpid') IS NULL THEN RETURN NULL; END IF;
+                IF p[3]::bigint <> citus_backend_gpid() THEN RETURN NULL; END IF;
+                IF div(p[3]::bigint, {GPID_BASE}) = (SELECT n.nodeid FROM pg_dist_node n
+                     JOIN pg_dist_local_group g ON g.groupid = n.groupid LIMIT 1)
+                   AND mod(p[3]::bigint, {GPID_BASE}) <> pg_backend_pid() THEN
+                  RETURN NULL;
+                END IF;
+              END IF;
               IF p[4]::bigint < extract(epoch FROM statement_timestamp()) THEN RETURN NULL; END IF;
               IF NOT {PRIVATE}.mac_ok(p[1] || ':' || p[2] || ':' || p[3] || ':' || p[4], p[5]) THEN
                 RETURN NULL;
@@ -197,15 +229,83 @@ def ensure_functions_sql(schema: str) -> list[str]:
     return _functions_sql(schema)
 
 
+def _executes(statements: list[str]) -> str:
+    return "".join(f"EXECUTE $wall_sql${s}$wall_sql$;\n" for s in statements)
+
+
 def as_one_statement(statements: list[str]) -> str:
     """Several statements as one (a DO block): migrations may run on a connection that sends
     one statement per message (tenants.db.backend)."""
-    body = "".join(f"EXECUTE $wall_sql${s}$wall_sql$;\n" for s in statements)
-    return f"DO $wall_do$ BEGIN\n{body}END $wall_do$"
+    return f"DO $wall_do$ BEGIN\n{_executes(statements)}END $wall_do$"
 
 
-def install(cursor, *, quote) -> None:
-    """As the owner: the private schema, its functions, the key and the roles' access to them."""
+def as_one_statement_on_citus_or_not(
+    first: list[str],
+    *,
+    table: str,
+    citus_table: list[str],
+    citus_installed: list[str],
+    otherwise: list[str],
+) -> str:
+    """`first`, then `citus_table` where `table` (quoted) is a Citus distributed or reference
+    table, `citus_installed` where Citus is there but the table is not its, else `otherwise`:
+    one statement. Citus's catalog is read by EXECUTE, so the block runs without Citus too."""
+    test = (
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition "
+        f"WHERE logicalrelid = '{table}'::regclass)"
+    )
+    return (
+        "DO $wall_do$ DECLARE on_citus boolean; citus_table boolean := false; BEGIN\n"
+        f"{_executes(first)}"
+        "on_citus := to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL;\n"
+        f"IF on_citus THEN\nEXECUTE $wall_sql${test}$wall_sql$ INTO citus_table;\nEND IF;\n"
+        f"IF citus_table THEN\n{_executes(citus_table)}"
+        f"ELSIF on_citus THEN\n{_executes(citus_installed)}"
+        f"ELSE\n{_executes(otherwise)}END IF;\n"
+        "END $wall_do$"
+    )
+
+
+def _copy_to_workers(cursor, *, inner: bytes, outer: bytes) -> None:
+    """On a Citus coordinator: the key (and an empty grant table) on each worker too.
+
+    The policies on the shards call the verifier on the workers, inside the shard's query,
+    where Citus refuses to read a reference table; so the private tables are plain tables on
+    every node, and `tenants distribute` copies the key (run it again after a key change;
+    `tenants check` compares the copies). Break-glass grants stay on the
+    coordinator: on a worker the break-glass policies see none (docs/citus.md).
+    """
+    cursor.execute("SELECT to_regproc('pg_catalog.citus_is_coordinator') IS NOT NULL")
+    if not cursor.fetchone()[0]:
+        return
+    cursor.execute("SELECT citus_is_coordinator()")
+    if not cursor.fetchone()[0]:
+        return
+    tables = [s for s in _functions_sql("public") if s.startswith("CREATE TABLE")]
+    # The schema itself (and its privileges) Citus propagates from the coordinator, and
+    # refuses to have changed on a worker.
+    statements = [
+        *tables,
+        f"REVOKE ALL ON ALL TABLES IN SCHEMA {PRIVATE} FROM PUBLIC",
+        f"INSERT INTO {PRIVATE}.scope_key (id, inner_pad, outer_pad) VALUES (1, "
+        f"decode('{inner.hex()}', 'hex'), decode('{outer.hex()}', 'hex')) "
+        "ON CONFLICT (id) DO UPDATE SET inner_pad = EXCLUDED.inner_pad, "
+        "outer_pad = EXCLUDED.outer_pad",
+    ]
+    cursor.execute(
+        "SELECT nodename, nodeport, result FROM run_command_on_workers(%s) WHERE NOT success",
+        [f"DO $copy$ BEGIN\n{_executes(statements)}END $copy$"],
+    )
+    failed = cursor.fetchall()
+    if failed:
+        raise RuntimeError(f"could not copy the wall's key to the workers: {failed}")
+
+
+def install(cursor, *, quote, workers: bool = False) -> None:
+    """As the owner: the private schema, its functions, the key and the roles' access to them;
+    with `workers`, on a Citus coordinator, the key on each worker too (tenants distribute: on
+    a connection outside any transaction, since the workers' copies are made on connections of
+    their own, which would wait for this one's propagated DDL)."""
     cursor.execute("SELECT current_schema()")
     schema = quote(cursor.fetchone()[0])
     for statement in _functions_sql(schema):
@@ -218,6 +318,8 @@ def install(cursor, *, quote) -> None:
         f"WHERE {PRIVATE}.scope_key.inner_pad IS DISTINCT FROM EXCLUDED.inner_pad",
         [inner, outer],
     )
+    if workers:
+        _copy_to_workers(cursor, inner=inner, outer=outer)
     for role in (settings.TENANCY_RUNTIME_ROLE, settings.TENANCY_BREAKGLASS_ROLE):
         cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role])
         if cursor.fetchone() is None:

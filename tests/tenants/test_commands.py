@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 SUBCOMMANDS = [
     "create", "list", "show", "suspend", "activate", "delete", "purge",
-    "export", "import", "usage", "check", "setup", "exec", "users", "members",
+    "export", "import", "usage", "check", "setup", "exec", "users", "members", "distribute",
 ]  # fmt: skip
 
 

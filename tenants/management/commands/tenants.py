@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import sys
@@ -13,11 +14,13 @@ from django.utils.module_loading import import_string
 
 from tenants import selectors, services
 from tenants.audit import acting
+from tenants.citus.verify import citus_findings
 from tenants.db.catalog import audit_database, audit_process
 from tenants.db.owner import OWNER_ALIAS, owner_alias
 from tenants.db.roles import ensure_database, ensure_roles
 from tenants.exceptions import TenantInputError, TenantNotFound
 from tenants.lifecycle.status import tenant_transition
+from tenants.management.citus_cli import CitusSubcommands
 from tenants.management.lifecycle_cli import LifecycleSubcommands, os_user, tenant_dict
 from tenants.models import Tenant
 
@@ -34,7 +37,7 @@ INPUT_ERRORS = (
 )
 
 
-class Command(*EXTENSIONS, LifecycleSubcommands, BaseCommand):
+class Command(*EXTENSIONS, LifecycleSubcommands, CitusSubcommands, BaseCommand):
     help = "Tenant operations. `manage.py tenants <subcommand> --help` for each."
 
     def add_arguments(self, parser) -> None:
@@ -61,14 +64,15 @@ class Command(*EXTENSIONS, LifecycleSubcommands, BaseCommand):
         )
         check = sub.add_parser(
             "check",
-            help="Audit the database's RLS, keys, roles and wall, and what this process can "
-            "reach; non-zero if unsafe.",
+            help="Audit the database's RLS, keys, roles and wall (on Citus: placement, "
+            "colocation, shards' policies), and what this process can reach; non-zero if unsafe.",
         )
         check.add_argument(
             "--strict", action="store_true", help="Warnings (e.g. trust auth) fail too."
         )
         check.add_argument("--json", action="store_true", help="Print the findings as JSON.")
         self.add_lifecycle_parsers(sub)  # delete, purge, export, import, usage, exec
+        self.add_citus_parsers(sub, formatter_class=argparse.RawDescriptionHelpFormatter)
         for extension in EXTENSIONS:  # e.g. users, members, token (accounts.cli)
             extension.add_parsers(self, sub)
         self._subparsers = sub
@@ -123,9 +127,11 @@ class Command(*EXTENSIONS, LifecycleSubcommands, BaseCommand):
         # The catalog is read on the owner alias where this process has one (tests), else as
         # the runtime role; what the process can reach is checked either way.
         using = OWNER_ALIAS if OWNER_ALIAS in connections else "default"
-        failures = [*audit_database(using=using)]
+        citus_failures, citus_warnings = citus_findings(using=using)
+        failures = [*audit_database(using=using), *citus_failures]
         reach_failures, warnings = audit_process()
         failures.extend(reach_failures)
+        warnings.extend(citus_warnings)
         unsafe = bool(failures) or (strict and bool(warnings))
         if json:
             data = {"clean": not unsafe, "findings": failures, "warnings": warnings}
