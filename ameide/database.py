@@ -61,6 +61,9 @@ def database_settings(env: environ.Env) -> dict[str, dict]:
     options.setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=3))
     # Parameters bound by the server: no tenant's values in query text (pg_stat_activity).
     options["server_side_binding"] = True
+    if env.bool("AMEIDE_CITUS", default=False):
+        # SET LOCAL reaches the workers only with this (docs/citus.md).
+        options["options"] = "-c citus.propagate_set_commands=local"
     return {"default": runtime}
 
 

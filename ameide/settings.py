@@ -111,6 +111,9 @@ TENANCY_SCOPE_TTL_SECONDS = env.int("TENANCY_SCOPE_TTL_SECONDS", default=300)
 # Bind signed scopes to the PostgreSQL backend's pid. Turn off behind a transaction-mode pooler
 # (PgBouncer), where consecutive transactions of one client run on different backends.
 TENANCY_SCOPE_BIND_BACKEND = env.bool("TENANCY_SCOPE_BIND_BACKEND", default=True)
+# The database is a Citus coordinator (docs/citus.md): the scope also goes out as SET LOCAL,
+# which Citus passes on to the workers, and binds to the backend's global pid.
+TENANCY_CITUS = env.bool("AMEIDE_CITUS", default=False)
 
 # Per-tenant limits (docs/limits.md): plans give defaults, a tenant overrides any key
 # (`manage.py tenants limits`). Integers; rows_per_model applies to each tenant model.

@@ -171,11 +171,24 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
         self._signed.clear()
         return super()._close()
 
+    def init_connection_state(self):
+        super().init_connection_state()
+        self._global_pid = None
+        if settings.TENANCY_CITUS and settings.TENANCY_SCOPE_BIND_BACKEND:
+            # On a Citus coordinator the scope binds to the backend's global pid, which the
+            # workers serving this backend report too (tenants.db.wall.scope_id).
+            with self.connection.cursor() as cursor:
+                cursor.execute("SELECT citus_backend_gpid()")
+                self._global_pid = cursor.fetchone()[0]
+
     def backend_pid(self) -> int:
         """The pid the scope binds to: 0 behind a transaction-mode pooler (another backend
-        may run the next transaction), else this connection's server process."""
+        may run the next transaction), the global pid on a Citus coordinator, else this
+        connection's server process."""
         if not settings.TENANCY_SCOPE_BIND_BACKEND:
             return 0
+        if getattr(self, "_global_pid", None):
+            return self._global_pid
         return self.connection.info.backend_pid
 
     def scope_prefix(self, scope: DatabaseScope) -> tuple[str, list[str]]:
@@ -216,7 +229,14 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
             return execute(sql, params, many, context)
         prefix, prefix_params = self.scope_prefix(scope)
         raw_cursor = context["cursor"].cursor
-        if many or not isinstance(raw_cursor, WallCursor) or getattr(raw_cursor, "name", None):
+        if (
+            many
+            or settings.TENANCY_CITUS
+            or not isinstance(raw_cursor, WallCursor)
+            or getattr(raw_cursor, "name", None)
+        ):
+            # On Citus the scope also goes out as SET LOCAL (see _set_now), which must run in a
+            # transaction block to reach the workers.
             # executemany() and named cursors cannot share a pipeline with the prefix.
             return self._carry_separately(
                 execute, sql, params, many, context, prefix, prefix_params
@@ -241,4 +261,19 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
     def _set_now(self, prefix: str, prefix_params: list[str]) -> None:
         with self.wrap_database_errors:
             self.connection.execute(prefix, prefix_params)
+            if settings.TENANCY_CITUS:
+                self.connection.execute(_set_local(prefix_params[0]))
         self._carried = database_scope()
+
+
+# What a signed value is made of (tenants.db.signing.scope_value): nothing that needs quoting.
+_SIGNED_VALUE = re.compile(r"[a-z]:[0-9]{1,18}:[0-9]{1,18}:[0-9]{1,12}:[0-9a-f]{64}")
+
+
+def _set_local(value: str) -> bytes:
+    """SET LOCAL of the signed scope: Citus passes SET LOCAL (not set_config) on to the workers
+    its transaction touches (citus.propagate_set_commands = 'local'). A utility statement takes
+    no parameters, so the value is in the text; it is checked to be a signed value's shape."""
+    if not _SIGNED_VALUE.fullmatch(value):
+        raise ValueError("not a signed scope value")
+    return f"SET LOCAL {SCOPE_SETTING} = '{value}'".encode()
