@@ -8,11 +8,12 @@ MANAGE := $(BIN)/python manage.py
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 FULL ?=
 
-.PHONY: run test tools lint db demo bench db-stop clean help lock
+.PHONY: run test test-citus tools lint db demo bench db-stop clean help lock
 
 help:
 	@echo "make run    - set up everything, load the demo, serve http://127.0.0.1:$(PORT) and run the worker"
 	@echo "make test   - lint, migration and system checks, the whole pytest suite"
+	@echo "make test-citus - the first isolation suites against a local Citus cluster"
 	@echo "make bench  - benchmarks (FULL=1 for the large dataset)"
 	@echo "make lock   - refresh requirements.lock (the image's pinned dependencies)"
 	@echo "make db-stop - stop the embedded PostgreSQL"
@@ -60,6 +61,19 @@ test: tools $(STAMP) .env lint
 	$(MANAGE) makemigrations --check --dry-run
 	$(MANAGE) check --fail-level WARNING
 	$(BIN)/python -m pytest
+
+# A coordinator and two workers (scripts/citus-cluster; Citus built once into a cached copy of
+# the embedded PostgreSQL), a fresh test database on all three, and the ORM fail-closed matrix
+# and the red-team suite against it (docs/citus.md; known gaps are strict xfails there, in
+# tests/conftest.py). The cluster is stopped afterwards, whatever the result.
+CITUS_SUITES := tests/tenants/test_orm_fail_closed.py tests/rls/test_rls_red_team.py
+test-citus: tools $(STAMP) .env
+	scripts/citus-cluster start ameide
+	scripts/citus-cluster dropdb test_citus_suite
+	scripts/citus-cluster createdb test_citus_suite
+	status=0; AMEIDE_CITUS=true DATABASE_URL=$$(scripts/citus-cluster url ameide) \
+	  AMEIDE_TEST_DB_NAME=test_citus_suite $(BIN)/python -m pytest -p no:cacheprovider \
+	  $(CITUS_SUITES) || status=$$?; scripts/citus-cluster stop; exit $$status
 
 bench: $(STAMP) .env db
 	$(BIN)/python -m bench $(if $(FULL),--full,)

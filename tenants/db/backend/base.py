@@ -178,8 +178,11 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
             # On a Citus coordinator the scope binds to the backend's global pid, which the
             # workers serving this backend report too (tenants.db.wall.scope_id).
             with self.connection.cursor() as cursor:
-                cursor.execute("SELECT citus_backend_gpid()")
-                self._global_pid = cursor.fetchone()[0]
+                # A database without Citus (Django's maintenance database) binds to the pid.
+                cursor.execute("SELECT to_regproc('pg_catalog.citus_backend_gpid') IS NOT NULL")
+                if cursor.fetchone()[0]:
+                    cursor.execute("SELECT citus_backend_gpid()")
+                    self._global_pid = cursor.fetchone()[0]
 
     def backend_pid(self) -> int:
         """The pid the scope binds to: 0 behind a transaction-mode pooler (another backend
@@ -251,6 +254,12 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
         return result
 
     def _carry_separately(self, execute, sql, params, many, context, prefix, prefix_params):
+        if self.get_autocommit() and settings.TENANCY_CITUS:
+            # psycopg's own transaction block: this runs for Django's maintenance connection
+            # too (creating the test database), which is no alias atomic() could name.
+            with self.wrap_database_errors, self.connection.transaction():
+                self._set_now(prefix, prefix_params)
+                return execute(sql, params, many, context)
         if self.get_autocommit():
             with transaction.atomic(using=self.alias):
                 self._set_now(prefix, prefix_params)
