@@ -44,12 +44,6 @@ CITUS_GAPS = {
     "tests/rls/test_rls_red_team.py::test_every_statement_form_carries_the_tenant[do block]": (
         "not explained yet (app.stolen unset after the DO block)"
     ),
-    "tests/rls/test_rls_red_team.py::test_every_statement_form_carries_the_tenant[table]": (
-        "not explained yet: TABLE on a distributed table reads 0 rows (closed, not open)"
-    ),
-    "tests/rls/test_rls_red_team.py::test_global_tables_under_a_tenant_show_only_that_tenant": (
-        "not explained yet: creating a session row is refused by its policy"
-    ),
 }
 
 

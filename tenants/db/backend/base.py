@@ -257,9 +257,14 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
         if self.get_autocommit() and settings.TENANCY_CITUS:
             # psycopg's own transaction block: this runs for Django's maintenance connection
             # too (creating the test database), which is no alias atomic() could name.
-            with self.wrap_database_errors, self.connection.transaction():
-                self._set_now(prefix, prefix_params)
-                return execute(sql, params, many, context)
+            try:
+                with self.wrap_database_errors, self.connection.transaction():
+                    self._set_now(prefix, prefix_params)
+                    return execute(sql, params, many, context)
+            finally:
+                # That transaction is over (Django's _commit never saw it): the next
+                # transaction must send its scope again.
+                self._carried = None
         if self.get_autocommit():
             with transaction.atomic(using=self.alias):
                 self._set_now(prefix, prefix_params)
