@@ -21,6 +21,7 @@ nothing else, so SQL that sets the value itself, or replays one it saw, reads no
 from __future__ import annotations
 
 import re
+import select
 import time
 
 import psycopg
@@ -157,6 +158,28 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
         self._carried = None
         self._signed.clear()
         return super()._close()
+
+    def is_usable(self) -> bool:
+        """Whether a persistent connection can serve the next request, mostly without a round
+        trip (CONN_HEALTH_CHECKS calls this before a request's first query).
+
+        Django asks the server (`SELECT 1`) every time. A server that ended the session (restart,
+        `pg_terminate_backend`, an idle timeout) has sent an error and closed the socket, so the
+        socket is readable; a healthy idle session has sent nothing. So: only when something is
+        waiting is the server asked. A peer gone without a word (no FIN) is not caught, but
+        `SELECT 1` would wait for the TCP timeout there as well.
+        """
+        connection = self.connection
+        if connection is None or connection.closed or connection.broken:
+            return False
+        if connection.info.transaction_status != pq.TransactionStatus.IDLE:
+            return False
+        try:
+            waiting, _, _ = select.select([connection.fileno()], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        # Something arrived unasked: an error and EOF, or a harmless notice. Ask to tell which.
+        return super().is_usable() if waiting else True
 
     def backend_pid(self) -> int:
         """The pid the scope binds to: 0 behind a transaction-mode pooler (another backend
