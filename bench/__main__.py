@@ -23,19 +23,31 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--rounds",
         type=int,
-        help="interleaved rounds of every pair (at least 5; default: 9 for the in-process "
-        "pairs 1-5, 5 for HTTP and schemas; FULL: 15, 10 and 5)",
+        help="interleaved rounds of the in-process pairs and pair 7 (at least 5; default: 9 "
+        "for pairs 1-5 and 5 for pair 7; FULL: 15 and 5)",
     )
     parser.add_argument(
         "--output", default=str(RESULTS_DIR / "latest.json"), help="where the raw figures go"
     )
+    parser.add_argument(
+        "--http-rounds",
+        type=int,
+        help="interleaved wrk rounds of pair 6 (at least 20; default 20, FULL: 30)",
+    )
+    parser.add_argument(
+        "--http-seconds", type=float, default=5.0, help="length of a pair-6 round (at least 5)"
+    )
     args = parser.parse_args(argv)
     if args.rounds is not None and args.rounds < 5:
         parser.error("--rounds must be at least 5")
+    if args.http_rounds is not None and args.http_rounds < 20:
+        parser.error("--http-rounds must be at least 20")
+    if args.http_seconds < 5:
+        parser.error("--http-seconds must be at least 5")
     args.rounds_by_kind = {
         # Pair 7 stays at 5: one django-tenants round at 1,000 tenants takes minutes.
         "process": args.rounds or (15 if args.full else 9),
-        "http": args.rounds or (10 if args.full else 5),
+        "http": args.http_rounds or (30 if args.full else 20),
         "schemas": args.rounds or 5,
     }
     args.pairs = {p.strip() for p in args.pairs.split(",") if p.strip()}
@@ -87,11 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     mode = "full" if args.full else "quick"
     rounds = args.rounds_by_kind
     plan = pairs_database.Plan(rounds=rounds["process"], batch_seconds=0.8 if args.full else 0.3)
-    http_plan = pairs_http.HttpPlan(
-        rounds=rounds["http"],
-        seconds=10.0 if args.full else 3.0,
-        warmup_seconds=1.0 if args.full else 0.5,
-    )
+    http_plan = pairs_http.HttpPlan(rounds=rounds["http"], seconds=args.http_seconds)
     schema_plan = pairs_schemas.SchemaPlan(
         rounds=rounds["schemas"], large=1000 if args.full else 100
     )
