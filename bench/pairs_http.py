@@ -29,6 +29,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import redis
 from django.db import connections
 
 from bench import profiling
@@ -48,6 +49,9 @@ WRK_SCRIPT = Path(__file__).with_name("wrk_report.lua")
 # One core for the load generator, the other for the servers; on a 1-core machine, no pinning.
 PINNED = (os.cpu_count() or 1) >= 2
 SERVER_CPUS, LOAD_CPUS = "0", "1"
+# The shared store of rate and concurrency limits a deployment runs with (docs/limits.md);
+# without a Redis, the PostgreSQL store, and the table says so.
+REDIS_URL = os.environ.get("AMEIDE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 
 
 @dataclass(frozen=True)
@@ -185,6 +189,15 @@ def _interleaved(sides: dict[str, _Side], *, rounds: int, seconds: float, warmup
     return figures
 
 
+def _limits_store() -> tuple[str, str]:
+    """(REDIS_URL for the tenant-aware server, the store's name for the table)."""
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except redis.RedisError:
+        return "", "limits in PostgreSQL"
+    return REDIS_URL, "limits in Redis"
+
+
 def throughput(*, dataset: Dataset, plan: HttpPlan) -> list[Row | Check]:
     tenant_id, size = dataset.tenant_at_rank(SERVED_RANK)
     tenant = Tenant.objects.using("owner").get(pk=tenant_id)
@@ -211,6 +224,7 @@ def throughput(*, dataset: Dataset, plan: HttpPlan) -> list[Row | Check]:
             "OIDC_ROLES_CLAIM": ROLES_CLAIM,
         }
         env.pop("CONN_MAX_AGE", None)  # both sides run with the application's default
+        env["REDIS_URL"], store = _limits_store()
         log = workdir / "gunicorn.log"
         on, on_pid = stack.enter_context(
             _gunicorn(
@@ -285,7 +299,7 @@ def throughput(*, dataset: Dataset, plan: HttpPlan) -> list[Row | Check]:
     p99 = {name: [r["p99_us"] / 1e6 for r in runs] for name, runs in figures.items()}
     pinning = "wrk on core 1, gunicorn on core 0" if PINNED else "no pinning (1 core)"
     setup = (
-        f"gunicorn gthread {WORKERS}x{THREADS}, wrk {CONNECTIONS} connections, {pinning}, "
+        f"gunicorn gthread {WORKERS}x{THREADS}, wrk {CONNECTIONS} connections, {pinning}, {store}, "
         f"{plan.rounds} rounds of {plan.seconds:g}s, tenant with {size:,} rows"
     )
     return [
