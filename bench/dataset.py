@@ -19,6 +19,7 @@ from django.db import connections
 
 GENERATOR_VERSION = 3
 MEMBER_USERNAME = "bench-member"
+IDP = "https://idp.bench.invalid/"  # the issuer of the identity directory's users
 OWNER_USERNAME = "bench-owner"
 MEMBER_PASSWORD = "bench-password"  # noqa: S105 (a throwaway account of the benchmark database)
 # The HTTP and list pairs read the tenant of this size rank: big enough for a full page of 50.
@@ -176,21 +177,21 @@ def _generate(*, owner_alias: str, spec: DatasetSpec) -> None:
             "INSERT INTO accounts_user (password, is_superuser, username, first_name, last_name, "
             "email, is_staff, is_active, date_joined, issuer, subject, home_tenant_id) "
             "SELECT '!', false, 'idp-user-' || g, 'Bench', 'User', '', false, true, now(), "
-            "'https://idp.bench.invalid/', 'user-' || g, t.id "
+            "%s, 'user-' || g, t.id "
             "FROM generate_series(1, %s) AS g "
             "JOIN tenants_tenant t ON t.slug = 'bench-' || lpad((1 + g %% %s)::text, 5, '0')",
-            [spec.tenants * spec.users_per_tenant, spec.tenants],
+            [IDP, spec.tenants * spec.users_per_tenant, spec.tenants],
         )
         cursor.execute(
             "INSERT INTO accounts_membership (tenant_id, user_id, role, created_at) "
             "SELECT home_tenant_id, id, (ARRAY['admin', 'member', 'viewer'])[1 + id %% 3], now() "
-            "FROM accounts_user WHERE issuer = 'https://idp.bench.invalid/' "
+            "FROM accounts_user WHERE issuer = %s "
             "UNION ALL "
             "SELECT t.id, u.id, 'member', now() FROM accounts_user u "
             "JOIN tenants_tenant t ON t.slug = 'bench-' || lpad((1 + (u.id * 7919) %% %s)::text, 5, '0') "
-            "WHERE u.issuer = 'https://idp.bench.invalid/' AND u.id %% 3 = 0 "
+            "WHERE u.issuer = %s AND u.id %% 3 = 0 "
             "AND t.id <> u.home_tenant_id",
-            [spec.tenants],
+            [IDP, spec.tenants, IDP],
         )
         cursor.execute("SELECT setseed(%s)", [(spec.seed % 1000) / 1000])
         cursor.execute(

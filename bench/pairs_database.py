@@ -6,13 +6,18 @@ import itertools
 import re
 import statistics
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import connections, models, transaction
 from psycopg import pq
 
-from bench.dataset import SERVED_RANK, Dataset
+from accounts.admission import admit
+from accounts.models import User
+from accounts.providers import ProviderPolicy
+from accounts.tokens import IssuerConfig, VerifiedToken
+from bench.dataset import IDP, SERVED_RANK, Dataset
 from bench.measure import Check, Row, Target, calibrate, interleave, per_op_seconds
 from bench.profiling import profile_calls
 from tenants.context import tenant_context
@@ -216,10 +221,20 @@ def per_request_context(*, dataset: Dataset, plan: Plan) -> list[Row]:
         with tenant_context(tenants["default"]):
             return scoped.get(pk=next(pks))
 
+    token, policy = _identity_in(tenant_id=tenant_id)
+
+    def admitted_read():
+        # What a request whose token is not in the admission cache pays: the admission query
+        # (membership, user and tenant in one), then the read under the tenant it admitted.
+        principal = admit(token=token, policy=policy, via="bearer")
+        with tenant_context(principal.tenant):
+            return scoped.get(pk=next(pks))
+
     sides = {
         "ours": request_like("default", Workflow.objects.db_manager("default")),
         "plain": autocommit_read,
         "autocommit_tenant": autocommit_in_tenant,
+        "admitted": admitted_read,
     }
     count = calibrate(sides["ours"], seconds=plan.batch_seconds)
     samples = interleave(
@@ -229,6 +244,7 @@ def per_request_context(*, dataset: Dataset, plan: Plan) -> list[Row]:
         "context": _round_trips(sides["ours"], alias="default"),
         "autocommit": _round_trips(autocommit_read, alias="plain"),
         "tenant in autocommit": _round_trips(autocommit_in_tenant, alias="default"),
+        "admission and read": _round_trips(admitted_read, alias="default"),
     }
     trips = ", ".join(f"{name} {n}" for name, n in round_trips.items())
     rows = [
@@ -254,10 +270,39 @@ def per_request_context(*, dataset: Dataset, plan: Plan) -> list[Row]:
             base=samples["plain"],
             target=Target(high=1.25),
         ),
+        Row(
+            pair="3e",
+            title="admission of a token not in the cache (one query) + the read, autocommit",
+            ours_label="admitted",
+            base_label="autocommit",
+            unit="us",
+            ours=samples["admitted"],
+            base=samples["plain"],
+        ),
     ]
     if rows[0].verdict == "MISS":
         _attach_profile(rows[0], sides["ours"], count=count, name="pair3")
     return rows
+
+
+def _identity_in(*, tenant_id: int) -> tuple[VerifiedToken, ProviderPolicy]:
+    """A verified token of a member of the tenant from the dataset's identity directory, and
+    a platform-wide policy for its issuer."""
+    user = User.objects.using("owner").filter(home_tenant_id=tenant_id, issuer=IDP).first()
+    tenant = Tenant.objects.using("owner").get(pk=tenant_id)
+    token = VerifiedToken(
+        issuer=IDP,
+        subject=user.subject,
+        audience="bench",
+        claims={},
+        tenant_external_id=tenant.external_id,
+        roles=(),
+        email=None,
+        name=None,
+        expires_at=int(time.time()) + 3600,
+    )
+    config = IssuerConfig(issuer=IDP, audiences=("bench",), tenant_claim="org")
+    return token, ProviderPolicy(config=config, label="bench")
 
 
 def _batch(operation: Callable[[], object], count: int) -> Callable[[], float]:
