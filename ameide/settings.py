@@ -111,6 +111,11 @@ TENANCY_SCOPE_TTL_SECONDS = env.int("TENANCY_SCOPE_TTL_SECONDS", default=300)
 # Bind signed scopes to the PostgreSQL backend's pid. Turn off behind a transaction-mode pooler
 # (PgBouncer), where consecutive transactions of one client run on different backends.
 TENANCY_SCOPE_BIND_BACKEND = env.bool("TENANCY_SCOPE_BIND_BACKEND", default=True)
+# Server-side prepared statements (the scope's prefix and repeated queries): on by default,
+# off with TENANCY_SCOPE_BIND_BACKEND=false (a transaction-mode pooler, docs/rls.md).
+TENANCY_PREPARED_STATEMENTS = env.bool(
+    "TENANCY_PREPARED_STATEMENTS", default=TENANCY_SCOPE_BIND_BACKEND
+)
 
 # Per-tenant limits (docs/limits.md): plans give defaults, a tenant overrides any key
 # (`manage.py tenants limits`). Integers; rows_per_model applies to each tenant model.

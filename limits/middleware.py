@@ -22,7 +22,7 @@ from limits.responses import (
 from limits.sql import start_meter, stop_meter
 from limits.store import get_store
 from limits.usage import recorder
-from tenants.audit import current_actor
+from tenants.actor import current_actor
 from tenants.db.timeouts import statement_timeout
 
 logger = logging.getLogger("ameide.request")

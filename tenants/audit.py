@@ -2,46 +2,15 @@
 
 from __future__ import annotations
 
-import contextvars
 import json
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from django.db import connections
 
+from tenants.actor import current_actor
 from tenants.db.signing import SEPARATOR, signed_fields
 from tenants.db.wall import PRIVATE
 from tenants.models import AuditEvent, Tenant
-
-
-@dataclass(frozen=True, slots=True)
-class Actor:
-    """Who is acting (a user, a command) and under which request or command id."""
-
-    name: str = ""
-    acting_as: str = ""
-    request_id: str = ""
-
-
-_actor: contextvars.ContextVar[Actor] = contextvars.ContextVar("ameide_actor", default=Actor())  # noqa: B039 (frozen)
-
-
-@contextmanager
-def acting(*, name: str, acting_as: str = "", request_id: str = "") -> Iterator[Actor]:
-    """Name the actor of the block (set by the middleware per request, by commands per run)."""
-    actor = Actor(name=name, acting_as=acting_as, request_id=request_id or uuid.uuid4().hex)
-    token = _actor.set(actor)
-    try:
-        yield actor
-    finally:
-        _actor.reset(token)
-
-
-def current_actor() -> Actor:
-    return _actor.get()
 
 
 def record_event(
