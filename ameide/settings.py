@@ -193,7 +193,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "workflows.pagination.NewestFirstCursorPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
+        "ameide.api_io.FilterBackend",
         "workflows.filters.StrictOrderingFilter",
     ],
     "DEFAULT_SCHEMA_CLASS": "ameide.api_schema.ApiAutoSchema",
