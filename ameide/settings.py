@@ -150,6 +150,9 @@ TENANCY_DEFAULT_PLAN = env.str("TENANCY_DEFAULT_PLAN", default="standard")
 # PostgreSQL. Limits apply to paths under TENANCY_LIMITED_PATH (the API).
 REDIS_URL = env.str("REDIS_URL", default="")
 TENANCY_REDIS_PREFIX = env.str("TENANCY_REDIS_PREFIX", default="ameide:")
+# How long one Redis call may take (connect, then answer; one retry) before the request is
+# refused with 503 limits_unavailable: limits fail closed (docs/limits.md).
+TENANCY_REDIS_TIMEOUT_SECONDS = env.float("TENANCY_REDIS_TIMEOUT_SECONDS", default=0.5)
 TENANCY_LIMITED_PATH = "/api/"
 TENANCY_LEASE_SECONDS = env.int("TENANCY_LEASE_SECONDS", default=120)
 TENANCY_LIMITS_CACHE_SECONDS = env.float("TENANCY_LIMITS_CACHE_SECONDS", default=5.0)

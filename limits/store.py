@@ -13,12 +13,18 @@ from __future__ import annotations
 import functools
 import uuid
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+import redis
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from limits.conf import Limits
+from limits.errors import LimitsUnavailable
 from tenants.context import no_tenant
 
 
@@ -30,6 +36,8 @@ class RateDecision:
 
 
 class Store:
+    """A store raises LimitsUnavailable when it cannot decide; it never guesses."""
+
     def take(self, *, tenant_id: int, limits: Limits) -> RateDecision:
         raise NotImplementedError
 
@@ -78,30 +86,40 @@ return 1
 
 class RedisStore(Store):
     def __init__(self, url: str) -> None:
-        import redis
-
-        self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        timeout = settings.TENANCY_REDIS_TIMEOUT_SECONDS
+        # One retry on a fresh connection (a pooled one may have died with a restarted Redis),
+        # no backoff: redis-py's default of ten retries would hold a request for seconds
+        # before it can be refused when Redis hangs.
+        self.client = redis.Redis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), retries=1),
+        )
         self.gcra = self.client.register_script(_GCRA)
         self.lease_script = self.client.register_script(_ACQUIRE)
         self.prefix = settings.TENANCY_REDIS_PREFIX
 
     def take(self, *, tenant_id: int, limits: Limits) -> RateDecision:
         interval = 1.0 / limits.requests_per_second
-        allowed, now, tat = self.gcra(
-            keys=[f"{self.prefix}rate:{tenant_id}"], args=[repr(interval), limits.burst]
-        )
+        with _unavailable_on(redis.RedisError):
+            allowed, now, tat = self.gcra(
+                keys=[f"{self.prefix}rate:{tenant_id}"], args=[repr(interval), limits.burst]
+            )
         return _decision(allowed=bool(int(allowed)), now=float(now), tat=float(tat), limits=limits)
 
     def acquire(self, *, tenant_id: int, limits: Limits) -> str | None:
         lease = uuid.uuid4().hex
-        admitted = self.lease_script(
-            keys=[f"{self.prefix}busy:{tenant_id}"],
-            args=[limits.concurrent_requests, settings.TENANCY_LEASE_SECONDS, lease],
-        )
+        with _unavailable_on(redis.RedisError):
+            admitted = self.lease_script(
+                keys=[f"{self.prefix}busy:{tenant_id}"],
+                args=[limits.concurrent_requests, settings.TENANCY_LEASE_SECONDS, lease],
+            )
         return lease if int(admitted) else None
 
     def release(self, *, tenant_id: int, lease: str) -> None:
-        self.client.zrem(f"{self.prefix}busy:{tenant_id}", lease)
+        with _unavailable_on(redis.RedisError):
+            self.client.zrem(f"{self.prefix}busy:{tenant_id}", lease)
 
 
 _NOW = "extract(epoch FROM clock_timestamp())::float8"
@@ -125,7 +143,7 @@ class PostgresStore(Store):
             "interval": 1.0 / limits.requests_per_second,
             "burst": limits.burst,
         }
-        with no_tenant(), connection.cursor() as cursor:
+        with _unavailable_on(DatabaseError), no_tenant(), connection.cursor() as cursor:
             cursor.execute(_TAKE, params)
             row = cursor.fetchone()
             if row is not None:
@@ -139,7 +157,12 @@ class PostgresStore(Store):
     def acquire(self, *, tenant_id: int, limits: Limits) -> str | None:
         # The advisory lock makes count-then-insert one step per tenant (other tenants never
         # wait on it); it ends with the transaction.
-        with no_tenant(), transaction.atomic(), connection.cursor() as cursor:
+        with (
+            _unavailable_on(DatabaseError),
+            no_tenant(),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
             cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LEASE_LOCK, _int4(tenant_id)])
             cursor.execute(
                 "DELETE FROM limits_concurrencylease WHERE tenant_id = %s "
@@ -161,11 +184,20 @@ class PostgresStore(Store):
         return str(row[0]) if row else None
 
     def release(self, *, tenant_id: int, lease: str) -> None:
-        with no_tenant(), connection.cursor() as cursor:
+        with _unavailable_on(DatabaseError), no_tenant(), connection.cursor() as cursor:
             cursor.execute(
                 "DELETE FROM limits_concurrencylease WHERE id = %s AND tenant_id = %s",
                 [int(lease), tenant_id],
             )
+
+
+@contextmanager
+def _unavailable_on(*errors: type[Exception]) -> Iterator[None]:
+    """The store's own errors become LimitsUnavailable, which the middleware answers with 503."""
+    try:
+        yield
+    except errors as exc:
+        raise LimitsUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
 
 def _int4(value: int) -> int:
