@@ -158,6 +158,9 @@ TENANCY_LEASE_SECONDS = env.int("TENANCY_LEASE_SECONDS", default=120)
 TENANCY_LIMITS_CACHE_SECONDS = env.float("TENANCY_LIMITS_CACHE_SECONDS", default=5.0)
 TENANCY_USAGE_FLUSH_SECONDS = env.float("TENANCY_USAGE_FLUSH_SECONDS", default=10.0)
 TENANCY_USAGE_MINUTES_KEPT_HOURS = env.int("TENANCY_USAGE_MINUTES_KEPT_HOURS", default=48)
+# The storage quota's figure is at most this old: a write finding an older one measures the
+# tenant again (one pass over its rows), at most once per process in this time (docs/limits.md).
+TENANCY_STORAGE_MAX_AGE_SECONDS = env.int("TENANCY_STORAGE_MAX_AGE_SECONDS", default=300)
 # /metrics names the top N tenants by requests today; the others are "other" (bounded labels).
 TENANCY_METRICS_TOP_TENANTS = env.int("TENANCY_METRICS_TOP_TENANTS", default=20)
 TENANCY_METRICS_TOP_REFRESH_SECONDS = env.float("TENANCY_METRICS_TOP_REFRESH_SECONDS", default=60)
