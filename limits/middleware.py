@@ -81,15 +81,14 @@ class LimitsMiddleware:
                 return self.get_response(request)
             store = get_store()
             try:
-                decision = store.take(tenant_id=tenant.pk, limits=limits)
-                if not decision.allowed:
-                    return too_many_requests(limits=limits, decision=decision)
-                lease = store.acquire(tenant_id=tenant.pk, limits=limits)
+                decision, lease = store.admit(tenant_id=tenant.pk, limits=limits)
             except LimitsUnavailable as exc:
                 # Fail closed: a request whose limits cannot be checked is not run. One line,
                 # no traceback: an outage refuses every API request.
                 logger.warning("limits store unavailable, request refused: %s", exc)
                 return limits_unavailable_response()
+            if not decision.allowed:
+                return too_many_requests(limits=limits, decision=decision)
             if lease is None:
                 return too_many_requests(limits=limits, decision=None)
             try:

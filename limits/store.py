@@ -38,11 +38,9 @@ class RateDecision:
 class Store:
     """A store raises LimitsUnavailable when it cannot decide; it never guesses."""
 
-    def take(self, *, tenant_id: int, limits: Limits) -> RateDecision:
-        raise NotImplementedError
-
-    def acquire(self, *, tenant_id: int, limits: Limits) -> str | None:
-        """A lease for one request in progress, or None when the tenant has none free."""
+    def admit(self, *, tenant_id: int, limits: Limits) -> tuple[RateDecision, str | None]:
+        """The rate decision and, if the rate admits, a lease for one request in progress:
+        None when the rate refuses or the tenant has no lease free."""
         raise NotImplementedError
 
     def release(self, *, tenant_id: int, lease: str) -> None:
@@ -57,8 +55,10 @@ def _decision(*, allowed: bool, now: float, tat: float, limits: Limits) -> RateD
     return RateDecision(True, max(remaining, 0), max(tat - now, 0.0))
 
 
-# KEYS[1] bucket; ARGV: interval (s), burst. Returns {allowed, now, tat} as strings.
-_GCRA = """
+# Both in one round trip: KEYS[1] bucket, KEYS[2] lease set; ARGV: interval, burst, limit,
+# lease seconds, lease id. Returns {allowed, now, tat, admitted}; no lease is taken when the
+# rate refuses.
+_ADMIT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local interval = tonumber(ARGV[1])
@@ -67,20 +67,16 @@ local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
 local new_tat = tat + interval
 if new_tat - burst * interval > now then
-  return {0, tostring(now), tostring(tat)}
+  return {0, tostring(now), tostring(tat), 0}
 end
 redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil((new_tat - now) * 1000) + 1000)
-return {1, tostring(now), tostring(new_tat)}
-"""
-# KEYS[1] lease set; ARGV: limit, lease seconds, lease id. Returns 1 when admitted.
-_ACQUIRE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
-redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2])) + 1)
-return 1
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[3]) then
+  return {1, tostring(now), tostring(new_tat), 0}
+end
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[5])
+redis.call('EXPIRE', KEYS[2], math.ceil(tonumber(ARGV[4])) + 1)
+return {1, tostring(now), tostring(new_tat), 1}
 """
 
 
@@ -96,26 +92,26 @@ class RedisStore(Store):
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), retries=1),
         )
-        self.gcra = self.client.register_script(_GCRA)
-        self.lease_script = self.client.register_script(_ACQUIRE)
+        self.admit_script = self.client.register_script(_ADMIT)
         self.prefix = settings.TENANCY_REDIS_PREFIX
 
-    def take(self, *, tenant_id: int, limits: Limits) -> RateDecision:
-        interval = 1.0 / limits.requests_per_second
-        with _unavailable_on(redis.RedisError):
-            allowed, now, tat = self.gcra(
-                keys=[f"{self.prefix}rate:{tenant_id}"], args=[repr(interval), limits.burst]
-            )
-        return _decision(allowed=bool(int(allowed)), now=float(now), tat=float(tat), limits=limits)
-
-    def acquire(self, *, tenant_id: int, limits: Limits) -> str | None:
+    def admit(self, *, tenant_id: int, limits: Limits) -> tuple[RateDecision, str | None]:
         lease = uuid.uuid4().hex
         with _unavailable_on(redis.RedisError):
-            admitted = self.lease_script(
-                keys=[f"{self.prefix}busy:{tenant_id}"],
-                args=[limits.concurrent_requests, settings.TENANCY_LEASE_SECONDS, lease],
+            allowed, now, tat, admitted = self.admit_script(
+                keys=[f"{self.prefix}rate:{tenant_id}", f"{self.prefix}busy:{tenant_id}"],
+                args=[
+                    repr(1.0 / limits.requests_per_second),
+                    limits.burst,
+                    limits.concurrent_requests,
+                    settings.TENANCY_LEASE_SECONDS,
+                    lease,
+                ],
             )
-        return lease if int(admitted) else None
+        decision = _decision(
+            allowed=bool(int(allowed)), now=float(now), tat=float(tat), limits=limits
+        )
+        return decision, lease if int(admitted) else None
 
     def release(self, *, tenant_id: int, lease: str) -> None:
         with _unavailable_on(redis.RedisError):
@@ -136,6 +132,12 @@ _LEASE_LOCK = zlib.crc32(b"limits.concurrency") & 0x7FFFFFFF
 
 class PostgresStore(Store):
     """Rate and leases in global tables, written in the global scope in autocommit."""
+
+    def admit(self, *, tenant_id: int, limits: Limits) -> tuple[RateDecision, str | None]:
+        decision = self.take(tenant_id=tenant_id, limits=limits)
+        if not decision.allowed:
+            return decision, None
+        return decision, self.acquire(tenant_id=tenant_id, limits=limits)
 
     def take(self, *, tenant_id: int, limits: Limits) -> RateDecision:
         params = {
