@@ -18,7 +18,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--full", action="store_true", help="millions of rows, more rounds")
     parser.add_argument(
-        "--pairs", default="1,2,3,4,5,6,7,8", help="comma-separated pair numbers (default: all)"
+        "--pairs",
+        default="1,2,3,4,5,6,7,8,9,10",
+        help="comma-separated pair numbers (default: all)",
     )
     parser.add_argument(
         "--rounds",
@@ -32,10 +34,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--http-rounds",
         type=int,
-        help="interleaved wrk rounds of pair 6 (at least 20; default 20, FULL: 30)",
+        help="interleaved wrk rounds of pairs 6 and 10 (at least 20; default 20, FULL: 30)",
     )
     parser.add_argument(
-        "--http-seconds", type=float, default=5.0, help="length of a pair-6 round (at least 5)"
+        "--http-seconds",
+        type=float,
+        default=5.0,
+        help="length of a round of pairs 6 and 10 (at least 5)",
     )
     args = parser.parse_args(argv)
     if args.rounds is not None and args.rounds < 5:
@@ -92,7 +97,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from django.db import connections
 
-    from bench import pairs_database, pairs_http, pairs_schemas, pairs_tokens, pairs_worker
+    from bench import (
+        pairs_database,
+        pairs_http,
+        pairs_neighbours,
+        pairs_schemas,
+        pairs_tokens,
+        pairs_worker,
+    )
     from bench.dataset import dataset_specs, ensure_dataset
     from bench.measure import Failure, markdown_table
 
@@ -152,6 +164,20 @@ def main(argv: list[str] | None = None) -> int:
                 dataset=datasets["main"], plan=pairs_worker.WorkerPlan(rounds=5)
             ),
         ),
+        "9": (
+            "noisy neighbours",
+            lambda: pairs_neighbours.compare(
+                dataset=datasets["main"],
+                # Three sides of 10-20 s per round: 5 rounds (FULL: 10) keep it to minutes.
+                plan=pairs_neighbours.NeighbourPlan(
+                    rounds=10 if args.full else 5, seconds=20.0 if args.full else 10.0
+                ),
+            ),
+        ),
+        "10": (
+            "cost of limits, usage and JSON logs",
+            lambda: pairs_http.limits_cost(dataset=datasets["main"], plan=http_plan),
+        ),
     }
     results = []
     for number, (title, job) in jobs.items():
@@ -176,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     command = "make bench" + (" FULL=1" if args.full else "")
     header = (
         f"Mode {mode}; interleaved rounds: {rounds['process']} (pairs 1-5), {rounds['http']} "
-        f"(pair 6), {rounds['schemas']} (pair 7); ratio = median(ours) / "
+        f"(pairs 6, 10), {10 if args.full else 5} (pair 9), {rounds['schemas']} "
+        f"(pair 7); ratio = median(ours) / "
         f"median(baseline). Machine: {machine['nproc']} cores, {machine['cpu']}, "
         f"PostgreSQL {server_version}, Python {machine['python']}; load average "
         f"{load_at_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end."

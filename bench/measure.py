@@ -166,6 +166,14 @@ class Failure:
         return {"pair": self.pair, "title": self.title, "result": "ERROR", "error": self.error}
 
 
+def iqr(samples: list[float]) -> float:
+    """The interquartile range: the spread of the middle half of the rounds."""
+    if len(samples) < 2:
+        return 0.0
+    low, _, high = statistics.quantiles(samples, n=4, method="inclusive")
+    return high - low
+
+
 def _summary(samples: list[float]) -> dict[str, float]:
     q1, _, q3 = statistics.quantiles(samples, n=4) if len(samples) > 1 else samples * 3
     return {

@@ -12,6 +12,10 @@ scheduler puts it. Rounds of a fixed length alternate between the sides (on off,
 after a warm-up round. Each round yields the throughput and the CPU one request cost: the
 gunicorn workers' time plus that of the PostgreSQL backends serving them (told apart by
 application_name), read from /proc and divided by the requests wrk counted.
+
+Pair 10, the same way: the application as deployed against bench.settings_limits_off (the same
+application without the limits middleware, usage recording, the JSON line per request and the
+statements' timing): what limits, usage and logs cost a request.
 """
 
 from __future__ import annotations
@@ -189,7 +193,7 @@ def _interleaved(sides: dict[str, _Side], *, rounds: int, seconds: float, warmup
     return figures
 
 
-def _limits_store() -> tuple[str, str]:
+def limits_store() -> tuple[str, str]:
     """(REDIS_URL for the tenant-aware server, the store's name for the table)."""
     try:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
@@ -198,33 +202,44 @@ def _limits_store() -> tuple[str, str]:
     return REDIS_URL, "limits in Redis"
 
 
-def throughput(*, dataset: Dataset, plan: HttpPlan) -> list[Row | Check]:
-    tenant_id, size = dataset.tenant_at_rank(SERVED_RANK)
-    tenant = Tenant.objects.using("owner").get(pk=tenant_id)
-    issuer = BenchIssuer()
-    owner_params = {
+def server_env(issuer: BenchIssuer) -> dict[str, str]:
+    """The environment of a benchmark server: the loopback issuer, DEBUG off, quiet logs."""
+    env = {
+        **os.environ,
+        "DEBUG": "false",
+        "LOG_LEVEL": "ERROR",
+        "OIDC_PROVIDER": "generic",
+        "OIDC_ISSUER": issuer.issuer,
+        "OIDC_AUDIENCE": AUDIENCE,
+        "OIDC_TENANT_CLAIM": TENANT_CLAIM,
+        "OIDC_ROLES_CLAIM": ROLES_CLAIM,
+        "TENANCY_REDIS_PREFIX": "ameide-bench:",
+    }
+    env.pop("CONN_MAX_AGE", None)  # every side runs with the application's default
+    return env
+
+
+def _owner_params() -> dict:
+    return {
         key: value
         for key, value in connections["owner"].get_connection_params().items()
         if key in {"dbname", "user", "password", "host", "port"}
     }
+
+
+def throughput(*, dataset: Dataset, plan: HttpPlan) -> list[Row | Check]:
+    tenant_id, size = dataset.tenant_at_rank(SERVED_RANK)
+    tenant = Tenant.objects.using("owner").get(pk=tenant_id)
+    issuer = BenchIssuer()
+    owner_params = _owner_params()
     with ExitStack() as stack:
         stack.callback(issuer.stop)
         issuer.serve()
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ameide-bench-")))
         token = issuer.mint(tenant_external_id=tenant.external_id, subject="bench-http-member")
         bearer = {"Authorization": f"Bearer {token}"}
-        env = {
-            **os.environ,
-            "DEBUG": "false",
-            "LOG_LEVEL": "ERROR",
-            "OIDC_PROVIDER": "generic",
-            "OIDC_ISSUER": issuer.issuer,
-            "OIDC_AUDIENCE": AUDIENCE,
-            "OIDC_TENANT_CLAIM": TENANT_CLAIM,
-            "OIDC_ROLES_CLAIM": ROLES_CLAIM,
-        }
-        env.pop("CONN_MAX_AGE", None)  # both sides run with the application's default
-        env["REDIS_URL"], store = _limits_store()
+        env = server_env(issuer)
+        env["REDIS_URL"], store = limits_store()
         log = workdir / "gunicorn.log"
         on, on_pid = stack.enter_context(
             _gunicorn(
@@ -350,5 +365,111 @@ def throughput(*, dataset: Dataset, plan: HttpPlan) -> list[Row | Check]:
             observed=f"{idp_requests} (warm-up: {warm_requests}, {WORKERS} workers)",
             expected="0",
             ok=idp_requests == 0,
+        ),
+    ]
+
+
+LIMITS_COST_TARGET = 1.03
+
+
+def limits_cost(*, dataset: Dataset, plan: HttpPlan) -> list[Row]:
+    """Pair 10: GET /api/workflows/ with limits, usage and JSON logs on and off, as pair 6
+    measures (wrk, pinned, interleaved rounds; CPU per request of workers and backends)."""
+    tenant_id, size = dataset.tenant_at_rank(SERVED_RANK)
+    tenant = Tenant.objects.using("owner").get(pk=tenant_id)
+    issuer = BenchIssuer()
+    owner_params = _owner_params()
+    with ExitStack() as stack:
+        stack.callback(issuer.stop)
+        issuer.serve()
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ameide-bench-")))
+        token = issuer.mint(tenant_external_id=tenant.external_id, subject="bench-http-member")
+        bearer = {"Authorization": f"Bearer {token}"}
+        env = server_env(issuer)
+        env["REDIS_URL"], store = limits_store()
+        log = workdir / "gunicorn.log"
+        servers = {}
+        for name, settings_module, extra in (
+            ("on", "ameide.settings", {}),
+            ("off", "bench.settings_limits_off", {"AMEIDE_BENCH_LIMITS_OFF": "1"}),
+        ):
+            base, pid = stack.enter_context(
+                _gunicorn(
+                    settings_module=settings_module,
+                    env={**env, **extra, "PGAPPNAME": f"ameide-bench-limits-{name}"},
+                    log=log,
+                )
+            )
+            servers[name] = (base, pid)
+        bodies = {}
+        for name, (base, _) in servers.items():
+            status, body = _get(f"{base}/api/workflows/", bearer)
+            if status != 200:
+                raise RuntimeError(f"{name}: /api/workflows/ answered {status}: {body[:300]!r}")
+            bodies[name] = json.loads(body)["results"]
+        if bodies["on"] != bodies["off"]:
+            raise RuntimeError("the limits-off server does not return the same rows")
+        sides = {
+            name: _Side(
+                f"{base}/api/workflows/",
+                bearer,
+                pid,
+                stack.enter_context(
+                    BackendCpu(
+                        connect_kwargs=owner_params,
+                        application_name=f"ameide-bench-limits-{name}",
+                    )
+                ),
+            )
+            for name, (base, pid) in servers.items()
+        }
+        figures = _interleaved(
+            sides, rounds=plan.rounds, seconds=plan.seconds, warmup=plan.warmup_seconds
+        )
+    errors = {
+        name: sum(r["socket_errors"] + r["status_errors"] for r in runs)
+        for name, runs in figures.items()
+    }
+    if any(errors.values()):
+        raise RuntimeError(f"failed requests during the runs: {errors}")
+    cpu = {name: [r["cpu_per_request_s"] for r in runs] for name, runs in figures.items()}
+    rps = {name: [r["rps"] for r in runs] for name, runs in figures.items()}
+    p99 = {name: [r["p99_us"] / 1e6 for r in runs] for name, runs in figures.items()}
+    pinning = "wrk on core 1, gunicorn on core 0" if PINNED else "no pinning (1 core)"
+    setup = (
+        f"gunicorn gthread {WORKERS}x{THREADS}, wrk {CONNECTIONS} connections, {pinning}, {store}, "
+        f"{plan.rounds} rounds of {plan.seconds:g}s, tenant with {size:,} rows"
+    )
+    return [
+        Row(
+            pair="10",
+            title="GET /api/workflows/, CPU per request (gunicorn worker + PostgreSQL backend): "
+            f"limits, usage and JSON logs on vs off ({setup})",
+            ours_label="on",
+            base_label="off",
+            unit="us",
+            ours=cpu["on"],
+            base=cpu["off"],
+            target=Target(high=LIMITS_COST_TARGET),
+            extra={"figures": figures},
+        ),
+        Row(
+            pair="10a",
+            title="the same, time per request at saturation (1 / throughput)",
+            ours_label="on",
+            base_label="off",
+            unit="us",
+            ours=[1.0 / r for r in rps["on"]],
+            base=[1.0 / r for r in rps["off"]],
+            target=Target(high=LIMITS_COST_TARGET),
+        ),
+        Row(
+            pair="10b",
+            title=f"the same, p99 latency under load ({CONNECTIONS} connections)",
+            ours_label="on",
+            base_label="off",
+            unit="ms",
+            ours=p99["on"],
+            base=p99["off"],
         ),
     ]
