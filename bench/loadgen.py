@@ -147,8 +147,31 @@ def _open_main(spec: dict) -> None:
             )
             if index >= spec.get("warmup_rounds", 1):
                 out[name].append(figures)
-            gevent.sleep(spec.get("pause_seconds", 1.0))  # the last answers drain
+            _drain(spec.get("drain_url"), timeout=spec["timeout"])
     json.dump(out, sys.stdout)
+
+
+def _drain(url: str | None, *, timeout: float, quick: float = 0.05) -> None:
+    """Wait until the server has worked off what the last side left queued (requests the
+    client gave up on still run): until `url` answers within `quick` seconds twice in a row,
+    for at most a minute. Otherwise one side's backlog would be charged to the next."""
+    if url is None:
+        gevent.sleep(1.0)
+        return
+    parts, path = _loopback(url)
+    client = HTTPClient(parts.hostname, parts.port, network_timeout=timeout)
+    fast, deadline = 0, time.monotonic() + 60
+    try:
+        while fast < 2 and time.monotonic() < deadline:
+            started = time.monotonic()
+            try:
+                client.get(path).read()
+                fast = fast + 1 if time.monotonic() - started < quick else 0
+            except (OSError, gevent.Timeout):
+                fast = 0
+            gevent.sleep(0.2)
+    finally:
+        client.close()
 
 
 def main(spec_path: str) -> None:
