@@ -70,8 +70,8 @@ def storage_bytes(*, tenant: Tenant) -> int | None:
     max_age = settings.TENANCY_STORAGE_MAX_AGE_SECONDS
     last = selectors.last_storage(tenant_id=tenant.pk)
     now = datetime.now(tz=UTC)
-    fresh = last is not None and last.measured_at is not None
-    if fresh and now - last.measured_at <= timedelta(seconds=max_age):
+    dated = last is not None and last.measured_at is not None
+    if dated and now - last.measured_at <= timedelta(seconds=max_age):
         return last.bytes
     mine = _measured.get(tenant.pk)
     if mine is not None and time.monotonic() - mine[0] < max_age:
