@@ -13,13 +13,12 @@ that time (kept in memory too, since a refused write's transaction takes its rec
 
 from __future__ import annotations
 
-import logging
 import time
 import zlib
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import connection
 
 from limits import selectors
 from limits.errors import QuotaExceeded
@@ -27,8 +26,6 @@ from limits.usage import record_measurement
 from tenants.context import current_tenant
 from tenants.lifecycle.usage import tenant_usage
 from tenants.models import Tenant
-
-logger = logging.getLogger("limits.quotas")
 
 MIB = 1024 * 1024
 
@@ -76,21 +73,17 @@ def storage_bytes(*, tenant: Tenant) -> int | None:
     mine = _measured.get(tenant.pk)
     if mine is not None and time.monotonic() - mine[0] < max_age:
         return mine[1]
-    fallback = last.bytes if last is not None else None
-    try:
-        # A savepoint: a measurement cancelled by the tenant's statement timeout leaves the
-        # write's transaction usable, and the write is checked against the last figure.
-        with transaction.atomic():
-            usage = tenant_usage(tenant=tenant)[0]
-            record_measurement(
-                tenant_id=tenant.pk, rows=usage.rows, storage_bytes=usage.bytes, measured_at=now
-            )
-    except DatabaseError:
-        logger.warning("storage of tenant %s not measured; last figure kept", tenant.pk)
-        _measured[tenant.pk] = (time.monotonic(), fallback)
-        return fallback
     if len(_measured) > 10_000:
         _measured.clear()
+    # Remembered before measuring: if the measurement fails (a tenant too large to measure
+    # within its statement timeout), this write fails with it (no savepoint to survive it: a
+    # write sends none), and the next ones in this period are checked against the last figure
+    # instead of failing the same way.
+    _measured[tenant.pk] = (time.monotonic(), last.bytes if last is not None else None)
+    usage = tenant_usage(tenant=tenant)[0]
+    record_measurement(
+        tenant_id=tenant.pk, rows=usage.rows, storage_bytes=usage.bytes, measured_at=now
+    )
     _measured[tenant.pk] = (time.monotonic(), usage.bytes)
     return usage.bytes
 

@@ -8,6 +8,7 @@ import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
 
 from limits import quotas
 from limits.models import UsageDay
@@ -91,3 +92,26 @@ def test_a_process_measures_a_tenant_at_most_once_within_the_bound(
         assert refused.status_code == 403 and "(storage_mb)" in refused.json()["detail"]
     assert len(scans) == 1
     assert not UsageDay.objects.filter(tenant_id=tenant_a.pk, storage_bytes__isnull=False)
+
+
+def test_a_measurement_past_the_statement_timeout_fails_that_write_only(
+    client_a, tenant_a, settings, monkeypatch
+):
+    """A tenant too large to measure within its statement timeout: the write that measures
+    fails with 503 statement_timeout and writes nothing; the next ones in the period are
+    checked against the last figure instead of failing the same way."""
+    settings.TENANCY_STORAGE_MAX_AGE_SECONDS = 3600
+    set_limits(tenant_a, storage_mb=1, statement_timeout_ms=100)
+
+    def measurement_too_slow(**_):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_sleep(2)")  # cancelled by PostgreSQL after 100 ms
+        raise AssertionError("the statement timeout did not cancel the measurement")
+
+    monkeypatch.setattr(quotas, "tenant_usage", measurement_too_slow)
+    failed = _create(client_a, "measured")
+    assert failed.status_code == 503, failed.content
+    assert failed.json()["code"] == "statement_timeout"
+    assert _create(client_a, "next").status_code == 201
+    with tenant_context(tenant_a):
+        assert list(Workflow.objects.values_list("name", flat=True)) == ["next"]
