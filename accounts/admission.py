@@ -5,6 +5,10 @@ Shared by the API's bearer tokens and the browser's ID tokens, so both answer al
 
 from __future__ import annotations
 
+import functools
+
+from django.db import connection, models
+
 from accounts.models import Membership, User
 from accounts.principal import Principal, check_entry, enter_tenant
 from accounts.providers import ProviderPolicy
@@ -64,11 +68,7 @@ def _admit_member(
     or the tenant no longer carries the token's external id; the caller then looks up fully.
     """
     with tenant_context(Tenant(pk=tenant_id)):
-        membership = (
-            Membership.objects.select_related("user", "tenant")
-            .filter(user__issuer=token.issuer, user__subject=token.subject)
-            .first()
-        )
+        membership = _membership_of(tenant_id=tenant_id, issuer=token.issuer, subject=token.subject)
     if membership is None:
         return None
     tenant = membership.tenant
@@ -77,6 +77,48 @@ def _admit_member(
         return None
     check_entry(tenant=tenant if policy.may_assert(tenant) else None, user=membership.user)
     return Principal(user=membership.user, tenant=tenant, membership=membership, via=via)
+
+
+def _membership_of(*, tenant_id: int, issuer: str, subject: str) -> Membership | None:
+    """Membership (with user and tenant) of an identity in the current tenant, by fixed SQL.
+
+    Sent on every request whose token is not in the admission cache, so it skips the ORM's
+    queryset building and compiling (about two thirds of the time this query took through
+    it); the rows still become model instances. The tenant is named in the SQL and RLS
+    checks it again, as for any statement.
+    """
+    sql, models_and_widths = _membership_query()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [tenant_id, issuer, subject])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    instances, start = [], 0
+    for model, names in models_and_widths:
+        instances.append(model.from_db(connection.alias, names, row[start : start + len(names)]))
+        start += len(names)
+    membership, user, tenant = instances
+    membership.user, membership.tenant = user, tenant
+    return membership
+
+
+@functools.cache
+def _membership_query() -> tuple[str, list[tuple[type[models.Model], list[str]]]]:
+    """The admission query's SQL and, per model, the fields its columns fill (from _meta, so
+    the query follows the models)."""
+    tables = [(Membership, "m"), (User, "u"), (Tenant, "t")]
+    columns, layout = [], []
+    for model, alias in tables:
+        fields = model._meta.concrete_fields
+        columns += [f'{alias}."{field.column}"' for field in fields]
+        layout.append((model, [field.attname for field in fields]))
+    sql = (
+        f"SELECT {', '.join(columns)} FROM {Membership._meta.db_table} m "
+        f"JOIN {User._meta.db_table} u ON u.id = m.user_id "
+        f"JOIN {Tenant._meta.db_table} t ON t.id = m.tenant_id "
+        "WHERE m.tenant_id = %s AND u.issuer = %s AND u.subject = %s LIMIT 1"
+    )
+    return sql, layout
 
 
 def tenant_named_by(*, token: VerifiedToken, policy: ProviderPolicy) -> Tenant:

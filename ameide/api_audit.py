@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import django_filters
 from drf_spectacular.utils import extend_schema, extend_schema_field
-from rest_framework import mixins, serializers
+from rest_framework import mixins
 
+from ameide.api_io import ModelSerializer
 from tenants import selectors
 from tenants.api import TenantViewSet
 from tenants.models import AuditEvent
@@ -15,7 +16,7 @@ from workflows.filters import MAX_ID, TEXT_SCHEMA, IdFilter, StrictFilterSet, Ti
 from workflows.pagination import NewestFirstCursorPagination
 
 
-class AuditEventSerializer(serializers.ModelSerializer):
+class AuditEventSerializer(ModelSerializer):
     class Meta:
         model = AuditEvent
         fields = ["id", "at", "action", "actor", "acting_as", "reason", "request_id", "details"]

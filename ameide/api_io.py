@@ -4,11 +4,14 @@ values PostgreSQL can store; JSON answers (the browsable API only with DEBUG on)
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import models
 from django.http import HttpRequest, HttpResponse
+from django_filters.rest_framework import DjangoFilterBackend
+from rest_framework import ISO_8601, serializers
 from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import JSONParser
@@ -151,3 +154,51 @@ class ApiBodyGuardMiddleware:
                     413,
                 )
         return self.get_response(request)
+
+
+class UTCDateTimeField(serializers.DateTimeField):
+    """DRF's DateTimeField, writing ISO 8601 in UTC without a time-zone lookup per value.
+
+    DRF asks Django for the current time zone for every value it writes (a thread-local read):
+    200 times for a page of 50 workflows with four timestamps. The project's zone is UTC and
+    nothing activates another, so the output is the same: `2026-12-01T10:00:00.123456Z`.
+    """
+
+    def to_representation(self, value):
+        if (
+            isinstance(value, datetime)
+            and value.tzinfo is not None
+            and getattr(self, "format", None) in (None, ISO_8601)
+            and settings.TIME_ZONE == "UTC"
+        ):
+            text = value.astimezone(UTC).isoformat()
+            return text[:-6] + "Z" if text.endswith("+00:00") else text
+        return super().to_representation(value)
+
+
+class ModelSerializer(serializers.ModelSerializer):
+    """The API's model serializer: DRF's, with UTCDateTimeField for date-time columns."""
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.DateTimeField: UTCDateTimeField,
+    }
+
+
+class FilterBackend(DjangoFilterBackend):
+    """django-filter, skipped when the request names none of the view's filters: building
+    the filter set and its form is most of what a list request that filters nothing would pay
+    for it. A request that names one is filtered, and refused when invalid, as before."""
+
+    def filter_queryset(self, request, queryset, view):
+        filterset_class = self.get_filterset_class(view, queryset)
+        if filterset_class is not None and not _names_a_filter(
+            request.query_params, filterset_class.base_filters
+        ):
+            return queryset
+        return super().filter_queryset(request, queryset, view)
+
+
+def _names_a_filter(params, filters) -> bool:
+    # Range widgets read NAME_after / NAME_min and the like: a prefix names the filter too.
+    return any(p == name or p.startswith(name + "_") for p in params for name in filters)

@@ -20,8 +20,9 @@ class ApiAutoSchema(AutoSchema):
             " or a write past one of the tenant's quotas (`quota_exceeded`).",
             429: "The tenant's rate or concurrency limit (`rate_limited`, `concurrency_limited`);"
             " retry after `Retry-After` seconds (`RateLimit-Policy`, `RateLimit`).",
-            503: "The database is unavailable, or a statement ran past the tenant's timeout"
-            " (`statement_timeout`); retry after `Retry-After` seconds.",
+            503: "The database is unavailable, a statement ran past the tenant's timeout"
+            " (`statement_timeout`), or the tenant's limits cannot be checked and the request"
+            " was not run (`limits_unavailable`); retry after `Retry-After` seconds.",
         }
         if "{" in self.path:
             errors[404] = "No such object in the caller's tenant."

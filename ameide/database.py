@@ -52,7 +52,10 @@ def database_settings(env: environ.Env) -> dict[str, dict]:
         runtime["PASSWORD"] = env.str("AMEIDE_APP_PASSWORD", default="")
     runtime.update(
         ATOMIC_REQUESTS=True,
-        CONN_MAX_AGE=env.int("CONN_MAX_AGE", default=0),
+        # Persistent connections: a connection costs several milliseconds, and nothing of a
+        # tenant outlives its transaction. The health check is the backend's, and costs no
+        # round trip (tenants.db.backend.base.DatabaseWrapper.is_usable).
+        CONN_MAX_AGE=env.int("CONN_MAX_AGE", default=60),
         CONN_HEALTH_CHECKS=True,
         # Behind PgBouncer in transaction mode a cursor must not outlive its transaction.
         DISABLE_SERVER_SIDE_CURSORS=env.bool("DISABLE_SERVER_SIDE_CURSORS", default=False),

@@ -114,6 +114,11 @@ TENANCY_SCOPE_BIND_BACKEND = env.bool("TENANCY_SCOPE_BIND_BACKEND", default=True
 # The database is a Citus coordinator (docs/citus.md): the scope also goes out as SET LOCAL,
 # which Citus passes on to the workers, and binds to the backend's global pid.
 TENANCY_CITUS = env.bool("AMEIDE_CITUS", default=False)
+# Server-side prepared statements (the scope's prefix and repeated queries): on by default,
+# off with TENANCY_SCOPE_BIND_BACKEND=false (a transaction-mode pooler, docs/rls.md).
+TENANCY_PREPARED_STATEMENTS = env.bool(
+    "TENANCY_PREPARED_STATEMENTS", default=TENANCY_SCOPE_BIND_BACKEND
+)
 
 # Per-tenant limits (docs/limits.md): plans give defaults, a tenant overrides any key
 # (`manage.py tenants limits`). Integers; rows_per_model applies to each tenant model.
@@ -148,11 +153,17 @@ TENANCY_DEFAULT_PLAN = env.str("TENANCY_DEFAULT_PLAN", default="standard")
 # PostgreSQL. Limits apply to paths under TENANCY_LIMITED_PATH (the API).
 REDIS_URL = env.str("REDIS_URL", default="")
 TENANCY_REDIS_PREFIX = env.str("TENANCY_REDIS_PREFIX", default="ameide:")
+# How long one Redis call may take (connect, then answer; one retry) before the request is
+# refused with 503 limits_unavailable: limits fail closed (docs/limits.md).
+TENANCY_REDIS_TIMEOUT_SECONDS = env.float("TENANCY_REDIS_TIMEOUT_SECONDS", default=0.5)
 TENANCY_LIMITED_PATH = "/api/"
 TENANCY_LEASE_SECONDS = env.int("TENANCY_LEASE_SECONDS", default=120)
 TENANCY_LIMITS_CACHE_SECONDS = env.float("TENANCY_LIMITS_CACHE_SECONDS", default=5.0)
 TENANCY_USAGE_FLUSH_SECONDS = env.float("TENANCY_USAGE_FLUSH_SECONDS", default=10.0)
 TENANCY_USAGE_MINUTES_KEPT_HOURS = env.int("TENANCY_USAGE_MINUTES_KEPT_HOURS", default=48)
+# The storage quota's figure is at most this old: a write finding an older one measures the
+# tenant again (one pass over its rows), at most once per process in this time (docs/limits.md).
+TENANCY_STORAGE_MAX_AGE_SECONDS = env.int("TENANCY_STORAGE_MAX_AGE_SECONDS", default=300)
 # /metrics names the top N tenants by requests today; the others are "other" (bounded labels).
 TENANCY_METRICS_TOP_TENANTS = env.int("TENANCY_METRICS_TOP_TENANTS", default=20)
 TENANCY_METRICS_TOP_REFRESH_SECONDS = env.float("TENANCY_METRICS_TOP_REFRESH_SECONDS", default=60)
@@ -191,7 +202,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "workflows.pagination.NewestFirstCursorPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
+        "ameide.api_io.FilterBackend",
         "workflows.filters.StrictOrderingFilter",
     ],
     "DEFAULT_SCHEMA_CLASS": "ameide.api_schema.ApiAutoSchema",

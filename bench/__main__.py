@@ -18,24 +18,41 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--full", action="store_true", help="millions of rows, more rounds")
     parser.add_argument(
-        "--pairs", default="1,2,3,4,5,6,7,8", help="comma-separated pair numbers (default: all)"
+        "--pairs",
+        default="1,2,3,4,5,6,7,8,9,10",
+        help="comma-separated pair numbers (default: all)",
     )
     parser.add_argument(
         "--rounds",
         type=int,
-        help="interleaved rounds of every pair (at least 5; default: 9 for the in-process "
-        "pairs 1-5, 5 for HTTP and schemas; FULL: 15, 10 and 5)",
+        help="interleaved rounds of the in-process pairs and pair 7 (at least 5; default: 9 "
+        "for pairs 1-5 and 5 for pair 7; FULL: 15 and 5)",
     )
     parser.add_argument(
         "--output", default=str(RESULTS_DIR / "latest.json"), help="where the raw figures go"
     )
+    parser.add_argument(
+        "--http-rounds",
+        type=int,
+        help="interleaved wrk rounds of pairs 6 and 10 (at least 20; default 20, FULL: 30)",
+    )
+    parser.add_argument(
+        "--http-seconds",
+        type=float,
+        default=5.0,
+        help="length of a round of pairs 6 and 10 (at least 5)",
+    )
     args = parser.parse_args(argv)
     if args.rounds is not None and args.rounds < 5:
         parser.error("--rounds must be at least 5")
+    if args.http_rounds is not None and args.http_rounds < 20:
+        parser.error("--http-rounds must be at least 20")
+    if args.http_seconds < 5:
+        parser.error("--http-seconds must be at least 5")
     args.rounds_by_kind = {
         # Pair 7 stays at 5: one django-tenants round at 1,000 tenants takes minutes.
         "process": args.rounds or (15 if args.full else 9),
-        "http": args.rounds or (10 if args.full else 5),
+        "http": args.http_rounds or (30 if args.full else 20),
         "schemas": args.rounds or 5,
     }
     args.pairs = {p.strip() for p in args.pairs.split(",") if p.strip()}
@@ -80,18 +97,21 @@ def main(argv: list[str] | None = None) -> int:
 
     from django.db import connections
 
-    from bench import pairs_database, pairs_http, pairs_schemas, pairs_tokens, pairs_worker
+    from bench import (
+        pairs_database,
+        pairs_http,
+        pairs_neighbours,
+        pairs_schemas,
+        pairs_tokens,
+        pairs_worker,
+    )
     from bench.dataset import dataset_specs, ensure_dataset
     from bench.measure import Failure, markdown_table
 
     mode = "full" if args.full else "quick"
     rounds = args.rounds_by_kind
     plan = pairs_database.Plan(rounds=rounds["process"], batch_seconds=0.8 if args.full else 0.3)
-    http_plan = pairs_http.HttpPlan(
-        rounds=rounds["http"],
-        seconds=10.0 if args.full else 3.0,
-        warmup_seconds=1.0 if args.full else 0.5,
-    )
+    http_plan = pairs_http.HttpPlan(rounds=rounds["http"], seconds=args.http_seconds)
     schema_plan = pairs_schemas.SchemaPlan(
         rounds=rounds["schemas"], large=1000 if args.full else 100
     )
@@ -144,6 +164,20 @@ def main(argv: list[str] | None = None) -> int:
                 dataset=datasets["main"], plan=pairs_worker.WorkerPlan(rounds=5)
             ),
         ),
+        "9": (
+            "noisy neighbours",
+            lambda: pairs_neighbours.compare(
+                dataset=datasets["main"],
+                # Three sides of 10-20 s per round: 5 rounds (FULL: 10) keep it to minutes.
+                plan=pairs_neighbours.NeighbourPlan(
+                    rounds=10 if args.full else 5, seconds=20.0 if args.full else 10.0
+                ),
+            ),
+        ),
+        "10": (
+            "cost of limits, usage and JSON logs",
+            lambda: pairs_http.limits_cost(dataset=datasets["main"], plan=http_plan),
+        ),
     }
     results = []
     for number, (title, job) in jobs.items():
@@ -168,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     command = "make bench" + (" FULL=1" if args.full else "")
     header = (
         f"Mode {mode}; interleaved rounds: {rounds['process']} (pairs 1-5), {rounds['http']} "
-        f"(pair 6), {rounds['schemas']} (pair 7); ratio = median(ours) / "
+        f"(pairs 6, 10), {10 if args.full else 5} (pair 9), {rounds['schemas']} "
+        f"(pair 7); ratio = median(ours) / "
         f"median(baseline). Machine: {machine['nproc']} cores, {machine['cpu']}, "
         f"PostgreSQL {server_version}, Python {machine['python']}; load average "
         f"{load_at_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end."

@@ -17,8 +17,9 @@ from dataclasses import asdict, dataclass
 from django.core.management import call_command
 from django.db import connections
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 MEMBER_USERNAME = "bench-member"
+IDP = "https://idp.bench.invalid/"  # the issuer of the identity directory's users
 OWNER_USERNAME = "bench-owner"
 MEMBER_PASSWORD = "bench-password"  # noqa: S105 (a throwaway account of the benchmark database)
 # The HTTP and list pairs read the tenant of this size rank: big enough for a full page of 50.
@@ -41,6 +42,7 @@ DEFINITION = json.dumps(
 class DatasetSpec:
     tenants: int
     rows: int
+    users_per_tenant: int = 3  # identities of an IdP, each a member of its home tenant
     zipf_exponent: float = 1.0
     seed: int = 36
     version: int = GENERATOR_VERSION
@@ -167,6 +169,29 @@ def _generate(*, owner_alias: str, spec: DatasetSpec) -> None:
             "INSERT INTO accounts_membership (tenant_id, user_id, role, created_at) "
             "SELECT id, %s, 'admin', now() FROM tenants_tenant WHERE slug LIKE 'bench-%%'",
             [owner_id],
+        )
+        # An identity directory of realistic size (admission and the users' policy look up
+        # through it): users of an IdP, each a member of its home tenant, every third one of
+        # a second tenant as well.
+        cursor.execute(
+            "INSERT INTO accounts_user (password, is_superuser, username, first_name, last_name, "
+            "email, is_staff, is_active, date_joined, issuer, subject, home_tenant_id) "
+            "SELECT '!', false, 'idp-user-' || g, 'Bench', 'User', '', false, true, now(), "
+            "%s, 'user-' || g, t.id "
+            "FROM generate_series(1, %s) AS g "
+            "JOIN tenants_tenant t ON t.slug = 'bench-' || lpad((1 + g %% %s)::text, 5, '0')",
+            [IDP, spec.tenants * spec.users_per_tenant, spec.tenants],
+        )
+        cursor.execute(
+            "INSERT INTO accounts_membership (tenant_id, user_id, role, created_at) "
+            "SELECT home_tenant_id, id, (ARRAY['admin', 'member', 'viewer'])[1 + id %% 3], now() "
+            "FROM accounts_user WHERE issuer = %s "
+            "UNION ALL "
+            "SELECT t.id, u.id, 'member', now() FROM accounts_user u "
+            "JOIN tenants_tenant t ON t.slug = 'bench-' || lpad((1 + (u.id * 7919) %% %s)::text, 5, '0') "
+            "WHERE u.issuer = %s AND u.id %% 3 = 0 "
+            "AND t.id <> u.home_tenant_id",
+            [IDP, spec.tenants, IDP],
         )
         cursor.execute("SELECT setseed(%s)", [(spec.seed % 1000) / 1000])
         cursor.execute(

@@ -99,6 +99,13 @@ class Row:
         return statistics.median(self.ours) / statistics.median(self.base)
 
     @property
+    def round_ratios(self) -> list[float]:
+        """ours/baseline of each interleaved round (paired), when both have every round."""
+        if len(self.ours) != len(self.base):
+            return []
+        return [o / b for o, b in zip(self.ours, self.base, strict=True) if b]
+
+    @property
     def verdict(self) -> str:
         holds = self.target.holds(self.ratio)
         return "info" if holds is None else ("PASS" if holds else "MISS")
@@ -111,6 +118,7 @@ class Row:
             "baseline": {"label": self.base_label, "samples": self.base, **_summary(self.base)},
             "unit": self.unit,
             "ratio_of_medians": self.ratio,
+            "round_ratios": self.round_ratios,
             "target": self.target.describe(),
             "result": self.verdict,
             "note": self.note,
@@ -158,8 +166,23 @@ class Failure:
         return {"pair": self.pair, "title": self.title, "result": "ERROR", "error": self.error}
 
 
+def iqr(samples: list[float]) -> float:
+    """The interquartile range: the spread of the middle half of the rounds."""
+    if len(samples) < 2:
+        return 0.0
+    low, _, high = statistics.quantiles(samples, n=4, method="inclusive")
+    return high - low
+
+
 def _summary(samples: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(samples), "min": min(samples), "max": max(samples)}
+    q1, _, q3 = statistics.quantiles(samples, n=4) if len(samples) > 1 else samples * 3
+    return {
+        "median": statistics.median(samples),
+        "q1": q1,
+        "q3": q3,
+        "min": min(samples),
+        "max": max(samples),
+    }
 
 
 _SCALE = {"us": 1e6, "ms": 1e3, "s": 1.0, "req/s": 1.0}
@@ -177,20 +200,31 @@ def _fmt(value: float, unit: str) -> str:
 def _cell(label: str, samples: list[float], unit: str) -> str:
     s = _summary(samples)
     return (
-        f"{label}: {_fmt(s['median'], unit)} {unit} ({_fmt(s['min'], unit)}-{_fmt(s['max'], unit)})"
+        f"{label}: {_fmt(s['median'], unit)} {unit} ({_fmt(s['q1'], unit)}-{_fmt(s['q3'], unit)})"
     )
+
+
+def _ratio_cell(row: Row) -> str:
+    """The ratio of medians, and the IQR of the per-round ratios when the rounds are paired."""
+    text = f"{row.ratio:.3f}x"
+    spread = row.round_ratios
+    if len(spread) > 1:
+        q1, _, q3 = statistics.quantiles(spread, n=4)
+        text += f" ({q1:.2f}-{q3:.2f})"
+    return text
 
 
 def markdown_table(results: list[Row | Check | Failure]) -> str:
     lines = [
-        "| pair | what | ours: median (min-max) | baseline: median (min-max) | ratio | target | result |",
+        "| pair | what | ours: median (IQR) | baseline: median (IQR) | ratio (IQR of rounds) "
+        "| target | result |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
         if isinstance(r, Row):
             lines.append(
                 f"| {r.pair} | {r.title} | {_cell(r.ours_label, r.ours, r.unit)} | "
-                f"{_cell(r.base_label, r.base, r.unit)} | {r.ratio:.3f}x | "
+                f"{_cell(r.base_label, r.base, r.unit)} | {_ratio_cell(r)} | "
                 f"{r.target.describe()} | {r.verdict} |"
             )
         elif isinstance(r, Check):

@@ -6,13 +6,18 @@ import itertools
 import re
 import statistics
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import connections, models, transaction
 from psycopg import pq
 
-from bench.dataset import SERVED_RANK, Dataset
+from accounts.admission import admit
+from accounts.models import User
+from accounts.providers import ProviderPolicy
+from accounts.tokens import IssuerConfig, VerifiedToken
+from bench.dataset import IDP, SERVED_RANK, Dataset
 from bench.measure import Check, Row, Target, calibrate, interleave, per_op_seconds
 from bench.profiling import profile_calls
 from tenants.context import tenant_context
@@ -51,17 +56,19 @@ def _pks(*, alias: str, tenant_id: int, limit: int = 500) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def _in_tenant_transaction(tenant: Tenant, alias: str, body: Callable[[], float]) -> float:
-    with tenant_context(tenant), transaction.atomic(using=alias):
+def _in_tenant(tenant: Tenant, body: Callable[[], float]) -> float:
+    """`body` under the tenant in autocommit: every statement carries the scope in its own
+    message and implicit transaction, as the API's reads do (tenants.api)."""
+    with tenant_context(tenant):
         return body()
 
 
 def pk_read(*, dataset: Dataset, plan: Plan) -> list[Row]:
     """Pair 1: Workflow.objects.get(pk=...) against a stock Manager on the same model.
 
-    Both run as the runtime role in the same tenant and the same open transaction, so RLS and
-    the tenant setting are identical; the difference is the manager's `tenant_id = %s` and
-    the Python that adds it.
+    Both run as the runtime role in the same tenant, in autocommit (each statement carries the
+    signed scope, as an API read does), so RLS and the scope are identical; the difference is
+    the manager's `tenant_id = ...` and the Python that adds it.
     """
     tenant_id, _ = dataset.tenant_at_rank(SERVED_RANK)
     tenant = _tenant("default", tenant_id)
@@ -74,23 +81,20 @@ def pk_read(*, dataset: Dataset, plan: Plan) -> list[Row]:
     def plain_get():
         return plain.get(pk=next(pks))
 
-    with tenant_context(tenant), transaction.atomic():
+    with tenant_context(tenant):
         count = calibrate(scoped_get, seconds=plan.batch_seconds)
     samples = interleave(
         {
-            "scoped": lambda: _in_tenant_transaction(
-                tenant, "default", lambda: per_op_seconds(scoped_get, count=count)
-            ),
-            "plain": lambda: _in_tenant_transaction(
-                tenant, "default", lambda: per_op_seconds(plain_get, count=count)
-            ),
+            "scoped": lambda: _in_tenant(tenant, lambda: per_op_seconds(scoped_get, count=count)),
+            "plain": lambda: _in_tenant(tenant, lambda: per_op_seconds(plain_get, count=count)),
         },
         rounds=plan.rounds,
     )
     rows = [
         Row(
             pair="1",
-            title="PK read: tenant manager vs stock Manager (runtime role, same tenant and RLS)",
+            title="PK read in autocommit: tenant manager vs stock Manager (runtime role, same "
+            "tenant, scope and RLS)",
             ours_label="manager",
             base_label="plain",
             unit="us",
@@ -101,7 +105,7 @@ def pk_read(*, dataset: Dataset, plan: Plan) -> list[Row]:
         ),
     ]
     if rows[0].verdict == "MISS":
-        with tenant_context(tenant), transaction.atomic():
+        with tenant_context(tenant):
             _attach_profile(rows[0], scoped_get, count=count, name="pair1")
     return rows
 
@@ -134,8 +138,10 @@ def _fetch_all(alias: str, sql: str, params: tuple) -> list[tuple]:
 def list_under_rls(*, dataset: Dataset, plan: Plan) -> list[Row | Check]:
     """Pair 2: the list query's SQL as the runtime role (RLS) and as a role that bypasses it.
 
-    Same SQL text, same tenant setting, each batch inside one transaction on each side: the
-    only difference is whether PostgreSQL applies the policy.
+    Same SQL text, each statement in autocommit as the API's reads run: ours carries the signed
+    scope in the statement's own message (tenants.db.backend) and PostgreSQL applies the
+    policy; the baseline is the owner with Django's stock backend, which sends the bare SQL.
+    So the ratio is everything the wall adds to a read: the scope, its verification, the policy.
     """
     tenant_id, size = dataset.tenant_at_rank(SERVED_RANK)
     tenant = _tenant("default", tenant_id)
@@ -152,12 +158,12 @@ def list_under_rls(*, dataset: Dataset, plan: Plan) -> list[Row | Check]:
 
     def side(alias: str) -> Callable[[], float]:
         def run() -> float:
-            with tenant_context(tenant), transaction.atomic(using=alias):
+            with tenant_context(tenant):
                 return per_op_seconds(lambda: _fetch_all(alias, sql, params), count=count)
 
         return run
 
-    with tenant_context(tenant), transaction.atomic(using="default"):
+    with tenant_context(tenant):
         count = calibrate(lambda: _fetch_all("default", sql, params), seconds=plan.batch_seconds)
     samples = interleave({"rls": side("default"), "bypass": side("owner")}, rounds=plan.rounds)
     index_lines = [line.strip() for line in plan_lines if "Index Cond" in line]
@@ -165,7 +171,8 @@ def list_under_rls(*, dataset: Dataset, plan: Plan) -> list[Row | Check]:
     return [
         Row(
             pair="2",
-            title=f"list query, 50 newest of a {size:,}-row tenant: RLS vs BYPASSRLS role",
+            title=f"list query in autocommit, 50 newest of a {size:,}-row tenant: signed scope "
+            "and RLS vs the bare SQL as a BYPASSRLS role",
             ours_label="RLS",
             base_label="bypass",
             unit="us",
@@ -214,10 +221,20 @@ def per_request_context(*, dataset: Dataset, plan: Plan) -> list[Row]:
         with tenant_context(tenants["default"]):
             return scoped.get(pk=next(pks))
 
+    token, policy = _identity_in(tenant_id=tenant_id)
+
+    def admitted_read():
+        # What a request whose token is not in the admission cache pays: the admission query
+        # (membership, user and tenant in one), then the read under the tenant it admitted.
+        principal = admit(token=token, policy=policy, via="bearer")
+        with tenant_context(principal.tenant):
+            return scoped.get(pk=next(pks))
+
     sides = {
         "ours": request_like("default", Workflow.objects.db_manager("default")),
         "plain": autocommit_read,
         "autocommit_tenant": autocommit_in_tenant,
+        "admitted": admitted_read,
     }
     count = calibrate(sides["ours"], seconds=plan.batch_seconds)
     samples = interleave(
@@ -227,6 +244,7 @@ def per_request_context(*, dataset: Dataset, plan: Plan) -> list[Row]:
         "context": _round_trips(sides["ours"], alias="default"),
         "autocommit": _round_trips(autocommit_read, alias="plain"),
         "tenant in autocommit": _round_trips(autocommit_in_tenant, alias="default"),
+        "admission and read": _round_trips(admitted_read, alias="default"),
     }
     trips = ", ".join(f"{name} {n}" for name, n in round_trips.items())
     rows = [
@@ -252,10 +270,39 @@ def per_request_context(*, dataset: Dataset, plan: Plan) -> list[Row]:
             base=samples["plain"],
             target=Target(high=1.25),
         ),
+        Row(
+            pair="3e",
+            title="admission of a token not in the cache (one query) + the read, autocommit",
+            ours_label="admitted",
+            base_label="autocommit",
+            unit="us",
+            ours=samples["admitted"],
+            base=samples["plain"],
+        ),
     ]
     if rows[0].verdict == "MISS":
         _attach_profile(rows[0], sides["ours"], count=count, name="pair3")
     return rows
+
+
+def _identity_in(*, tenant_id: int) -> tuple[VerifiedToken, ProviderPolicy]:
+    """A verified token of a member of the tenant from the dataset's identity directory, and
+    a platform-wide policy for its issuer."""
+    user = User.objects.using("owner").filter(home_tenant_id=tenant_id, issuer=IDP).first()
+    tenant = Tenant.objects.using("owner").get(pk=tenant_id)
+    token = VerifiedToken(
+        issuer=IDP,
+        subject=user.subject,
+        audience="bench",
+        claims={},
+        tenant_external_id=tenant.external_id,
+        roles=(),
+        email=None,
+        name=None,
+        expires_at=int(time.time()) + 3600,
+    )
+    config = IssuerConfig(issuer=IDP, audiences=("bench",), tenant_claim="org")
+    return token, ProviderPolicy(config=config, label="bench")
 
 
 def _batch(operation: Callable[[], object], count: int) -> Callable[[], float]:

@@ -1,10 +1,21 @@
-"""Pair 6: GET /api/workflows/ under gunicorn with full tenancy, without it, and a static body.
+"""Pair 6: GET /api/workflows/ under gunicorn with full tenancy and without it, driven by wrk.
 
 Two gunicorn servers (gthread) run side by side on loopback ports: the application as
-deployed (bearer JWT verified against a benchmark issuer, tenant context, RLS backend, runtime
-role) and bench.settings_off (the same viewset over a plain queryset, owner role, no
-middleware, no RLS), which also serves the same 50 rows as a static body. The load generator
-(bench.loadgen, locust) alternates between them.
+deployed (bearer JWT verified against a benchmark issuer, tenant context, limits and usage,
+RLS backend, runtime role, persistent connections with their default health check) and
+bench.settings_off (the same viewset over a plain queryset, owner role, Django's stock backend
+and defaults, no tenant or limits middleware), which also serves the same 50 rows as a static
+body.
+
+wrk runs pinned to one core and both servers to the other (taskset); PostgreSQL runs where the
+scheduler puts it. Rounds of a fixed length alternate between the sides (on off, off on, ...),
+after a warm-up round. Each round yields the throughput and the CPU one request cost: the
+gunicorn workers' time plus that of the PostgreSQL backends serving them (told apart by
+application_name), read from /proc and divided by the requests wrk counted.
+
+Pair 10, the same way: the application as deployed against bench.settings_limits_off (the same
+application without the limits middleware, usage recording, the JSON line per request and the
+statements' timing): what limits, usage and logs cost a request.
 """
 
 from __future__ import annotations
@@ -22,24 +33,37 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import redis
+from django.db import connections
+
 from bench import profiling
+from bench.cpu import BackendCpu, cpu_seconds
 from bench.dataset import SERVED_RANK, Dataset
 from bench.environment import PROJECT_ROOT
 from bench.issuer import AUDIENCE, ROLES_CLAIM, TENANT_CLAIM, BenchIssuer
-from bench.measure import Check, Row, Target
+from bench.measure import Check, Row, Target, round_order
 from tenants.models import Tenant
 
 WORKERS = 2
 THREADS = 4
-TARGET = 0.85
+CONNECTIONS = WORKERS * THREADS
+THROUGHPUT_TARGET = 0.90
+CPU_TARGET = 1.10
+WRK_SCRIPT = Path(__file__).with_name("wrk_report.lua")
+# One core for the load generator, the other for the servers; on a 1-core machine, no pinning.
+PINNED = (os.cpu_count() or 1) >= 2
+SERVER_CPUS, LOAD_CPUS = "0", "1"
+# The shared store of rate and concurrency limits a deployment runs with (docs/limits.md);
+# without a Redis, the PostgreSQL store, and the table says so.
+REDIS_URL = os.environ.get("AMEIDE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 
 
 @dataclass(frozen=True)
 class HttpPlan:
     rounds: int
     seconds: float
-    warmup_seconds: float = 1.0
-    users: int = 8
+    warmup_seconds: float = 3.0
+    static_rounds: int = 5
 
 
 def _free_port() -> int:
@@ -55,6 +79,10 @@ def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
+
+
+def _pinned(command: list[str], cpus: str) -> list[str]:
+    return ["taskset", "-c", cpus, *command] if PINNED else command
 
 
 @contextmanager
@@ -79,7 +107,7 @@ def _gunicorn(*, settings_module: str, env: dict[str, str], log: Path):
     ]
     with open(log, "ab") as log_file:
         process = subprocess.Popen(
-            command,
+            _pinned(command, SERVER_CPUS),
             cwd=PROJECT_ROOT,
             env={**env, "DJANGO_SETTINGS_MODULE": settings_module},
             stdout=log_file,
@@ -109,50 +137,116 @@ def _gunicorn(*, settings_module: str, env: dict[str, str], log: Path):
             process.wait()
 
 
-def _loadgen(spec: dict, *, workdir: Path) -> dict:
-    path = workdir / "loadgen.json"
-    path.write_text(json.dumps(spec))
+def _wrk(*, url: str, headers: dict[str, str], seconds: float) -> dict:
+    """One wrk run (1 thread, CONNECTIONS connections); its JSON report."""
+    command = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "--timeout", "10s"]
+    for name, value in headers.items():
+        command += ["-H", f"{name}: {value}"]
+    command += ["-s", str(WRK_SCRIPT), url]
     done = subprocess.run(
-        [sys.executable, "-m", "bench.loadgen", str(path)],
-        cwd=PROJECT_ROOT,
+        _pinned(command, LOAD_CPUS),
         capture_output=True,
         text=True,
-        timeout=60
-        + (spec["rounds"] + 1)
-        * len(spec["targets"])
-        * 3
-        * (spec["seconds"] + spec["warmup_seconds"] + 5),
+        timeout=seconds + 60,
         check=False,
     )
-    if done.returncode != 0:
-        raise RuntimeError(f"load generator failed: {done.stderr[-2000:]}")
-    return json.loads(done.stdout)
+    for line in done.stdout.splitlines():
+        if line.startswith("WRK_JSON "):
+            return json.loads(line.removeprefix("WRK_JSON "))
+    raise RuntimeError(f"wrk printed no report: {done.stdout[-500:]} {done.stderr[-500:]}")
+
+
+@dataclass
+class _Side:
+    """One server under load: where to send requests and whose CPU to count."""
+
+    url: str
+    headers: dict[str, str]
+    master_pid: int
+    backends: BackendCpu | None  # None: a body that touches no database
+
+    def round(self, *, seconds: float) -> dict:
+        workers = profiling.worker_pids(self.master_pid)
+        before = {pid: cpu_seconds(pid) or 0.0 for pid in workers}
+        backends_before = self.backends.poll() if self.backends else {}
+        report = _wrk(url=self.url, headers=self.headers, seconds=seconds)
+        worker_cpu = sum((cpu_seconds(pid) or before[pid]) - before[pid] for pid in workers)
+        backend_cpu = self.backends.since(backends_before) if self.backends else 0.0
+        requests = max(report["requests"], 1)
+        return {
+            **report,
+            "rps": report["requests"] / (report["duration_us"] / 1e6),
+            "worker_cpu_s": worker_cpu,
+            "backend_cpu_s": backend_cpu,
+            "cpu_per_request_s": (worker_cpu + backend_cpu) / requests,
+        }
+
+
+def _interleaved(sides: dict[str, _Side], *, rounds: int, seconds: float, warmup: float):
+    """Alternating rounds of every side after one warm-up round each; {side: [round, ...]}."""
+    for side in sides.values():
+        side.round(seconds=warmup)
+    figures: dict[str, list[dict]] = {name: [] for name in sides}
+    for index in range(rounds):
+        for name in round_order(list(sides), index):
+            figures[name].append(sides[name].round(seconds=seconds))
+    return figures
+
+
+def limits_store() -> tuple[str, str]:
+    """(REDIS_URL for the tenant-aware server, the store's name for the table)."""
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except redis.RedisError:
+        return "", "limits in PostgreSQL"
+    return REDIS_URL, "limits in Redis"
+
+
+def server_env(issuer: BenchIssuer) -> dict[str, str]:
+    """The environment of a benchmark server: the loopback issuer, DEBUG off, quiet logs."""
+    env = {
+        **os.environ,
+        "DEBUG": "false",
+        "LOG_LEVEL": "ERROR",
+        "OIDC_PROVIDER": "generic",
+        "OIDC_ISSUER": issuer.issuer,
+        "OIDC_AUDIENCE": AUDIENCE,
+        "OIDC_TENANT_CLAIM": TENANT_CLAIM,
+        "OIDC_ROLES_CLAIM": ROLES_CLAIM,
+        "TENANCY_REDIS_PREFIX": "ameide-bench:",
+    }
+    env.pop("CONN_MAX_AGE", None)  # every side runs with the application's default
+    return env
+
+
+def _owner_params() -> dict:
+    return {
+        key: value
+        for key, value in connections["owner"].get_connection_params().items()
+        if key in {"dbname", "user", "password", "host", "port"}
+    }
 
 
 def throughput(*, dataset: Dataset, plan: HttpPlan) -> list[Row | Check]:
     tenant_id, size = dataset.tenant_at_rank(SERVED_RANK)
     tenant = Tenant.objects.using("owner").get(pk=tenant_id)
     issuer = BenchIssuer()
+    owner_params = _owner_params()
     with ExitStack() as stack:
         stack.callback(issuer.stop)
         issuer.serve()
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ameide-bench-")))
         token = issuer.mint(tenant_external_id=tenant.external_id, subject="bench-http-member")
         bearer = {"Authorization": f"Bearer {token}"}
-        env = {
-            **os.environ,
-            "DEBUG": "false",
-            "LOG_LEVEL": "ERROR",
-            "CONN_MAX_AGE": "60",
-            "OIDC_PROVIDER": "generic",
-            "OIDC_ISSUER": issuer.issuer,
-            "OIDC_AUDIENCE": AUDIENCE,
-            "OIDC_TENANT_CLAIM": TENANT_CLAIM,
-            "OIDC_ROLES_CLAIM": ROLES_CLAIM,
-        }
+        env = server_env(issuer)
+        env["REDIS_URL"], store = limits_store()
         log = workdir / "gunicorn.log"
         on, on_pid = stack.enter_context(
-            _gunicorn(settings_module="ameide.settings", env=env, log=log)
+            _gunicorn(
+                settings_module="ameide.settings",
+                env={**env, "PGAPPNAME": "ameide-bench-on"},
+                log=log,
+            )
         )
         status, body = _get(f"{on}/api/workflows/", bearer)
         if status != 200:
@@ -162,64 +256,66 @@ def throughput(*, dataset: Dataset, plan: HttpPlan) -> list[Row | Check]:
         static_body.write_bytes(body)
         off_env = {
             **env,
+            "PGAPPNAME": "ameide-bench-off",
             "AMEIDE_BENCH_TENANCY_OFF": "1",
             "AMEIDE_BENCH_TENANT_ID": str(tenant_id),
             "AMEIDE_BENCH_STATIC_BODY": str(static_body),
         }
-        off, _ = stack.enter_context(
+        off, off_pid = stack.enter_context(
             _gunicorn(settings_module="bench.settings_off", env=off_env, log=log)
         )
         status, body = _get(f"{off}/api/workflows/")
         if status != 200 or json.loads(body)["results"] != on_rows or len(on_rows) != 50:
-            raise RuntimeError("the tenancy-off endpoint does not return the same 50 rows")
+            raise RuntimeError(
+                f"the tenancy-off endpoint does not return the same 50 rows: {status} {body[:300]!r}"
+            )
 
-        targets = {
-            "on": {"url": f"{on}/api/workflows/", "headers": bearer},
-            "off": {"url": f"{off}/api/workflows/"},
-            "static": {"url": f"{off}/bench/static/"},
+        def backends(name: str) -> BackendCpu:
+            return stack.enter_context(
+                BackendCpu(connect_kwargs=owner_params, application_name=name)
+            )
+
+        sides = {
+            "on": _Side(f"{on}/api/workflows/", bearer, on_pid, backends("ameide-bench-on")),
+            "off": _Side(f"{off}/api/workflows/", {}, off_pid, backends("ameide-bench-off")),
         }
-        common = {"users": plan.users, "warmup_seconds": plan.warmup_seconds}
-        # Every worker process loads the issuer's keys once, on its first token: a warm-up
-        # pass makes sure that happened before anything is counted.
-        _loadgen(
-            {**common, "targets": {"on": targets["on"]}, "rounds": 0, "seconds": 2},
-            workdir=workdir,
-        )
+        # Every worker process loads the issuer's keys once, on its first token: the warm-up
+        # round makes sure that happened before anything is counted.
+        sides["on"].round(seconds=plan.warmup_seconds)
         warm_requests = issuer.requests
-        figures = _loadgen(
-            {**common, "targets": targets, "rounds": plan.rounds, "seconds": plan.seconds},
-            workdir=workdir,
+        figures = _interleaved(
+            sides, rounds=plan.rounds, seconds=plan.seconds, warmup=plan.warmup_seconds
         )
         idp_requests = issuer.requests - warm_requests
-        profile = None
-        ratio = statistics.median(r["rps"] for r in figures["on"]) / statistics.median(
-            r["rps"] for r in figures["off"]
+        static = _Side(f"{off}/bench/static/", {}, off_pid, None)
+        ceiling = _interleaved(
+            {"off": sides["off"], "static": static},
+            rounds=plan.static_rounds,
+            seconds=min(plan.seconds, 3.0),
+            warmup=1.0,
         )
-        if ratio < TARGET:
+        profile = None
+        rps = {name: [r["rps"] for r in runs] for name, runs in figures.items()}
+        if statistics.median(rps["on"]) / statistics.median(rps["off"]) < THROUGHPUT_TARGET:
             # Where does a tenant-aware request spend its time? Sample the workers under load.
             runs = profiling.start_sampling(
                 profiling.worker_pids(on_pid), seconds=plan.seconds + 2, name="pair6-worker"
             )
-            _loadgen(
-                {
-                    **common,
-                    "targets": {"on": targets["on"]},
-                    "rounds": 1,
-                    "warmup_rounds": 0,
-                    "seconds": plan.seconds + 3,
-                },
-                workdir=workdir,
-            )
+            sides["on"].round(seconds=plan.seconds + 3)
             profile = profiling.summarize(runs, name="pair6")
 
-    failures = {name: sum(r["failures"] for r in runs) for name, runs in figures.items()}
-    if any(failures.values()):
-        raise RuntimeError(f"failed requests during the runs: {failures}")
-    rps = {name: [r["rps"] for r in runs] for name, runs in figures.items()}
-    latency = {name: [r["median_ms"] for r in runs] for name, runs in figures.items()}
+    errors = {
+        name: sum(r["socket_errors"] + r["status_errors"] for r in runs)
+        for name, runs in {**figures, "static": ceiling["static"]}.items()
+    }
+    if any(errors.values()):
+        raise RuntimeError(f"failed requests during the runs: {errors}")
+    cpu = {name: [r["cpu_per_request_s"] for r in runs] for name, runs in figures.items()}
+    p99 = {name: [r["p99_us"] / 1e6 for r in runs] for name, runs in figures.items()}
+    pinning = "wrk on core 1, gunicorn on core 0" if PINNED else "no pinning (1 core)"
     setup = (
-        f"gunicorn gthread {WORKERS}x{THREADS}, locust {plan.users} users, "
-        f"{plan.seconds:g}s per run, tenant with {size:,} rows"
+        f"gunicorn gthread {WORKERS}x{THREADS}, wrk {CONNECTIONS} connections, {pinning}, {store}, "
+        f"{plan.rounds} rounds of {plan.seconds:g}s, tenant with {size:,} rows"
     )
     return [
         Row(
@@ -230,27 +326,38 @@ def throughput(*, dataset: Dataset, plan: HttpPlan) -> list[Row | Check]:
             unit="req/s",
             ours=rps["on"],
             base=rps["off"],
-            target=Target(low=TARGET),
-            note=f"profile of the tenant-aware workers: {profile.name}" if profile else "",
-            extra={"median_latency_ms": latency, "figures": figures, "profile": str(profile)},
+            target=Target(low=THROUGHPUT_TARGET),
+            note=f"profile of the tenant-aware workers: {profile}" if profile else "",
+            extra={"figures": figures, "profile": str(profile)},
+        ),
+        Row(
+            pair="6a",
+            title="CPU per request, gunicorn worker + PostgreSQL backend (/proc)",
+            ours_label="tenancy",
+            base_label="off",
+            unit="us",
+            ours=cpu["on"],
+            base=cpu["off"],
+            target=Target(high=CPU_TARGET),
         ),
         Row(
             pair="6b",
-            title="full tenancy vs a static JSON body of the same 50 rows (the ceiling)",
+            title=f"p99 latency under load ({CONNECTIONS} connections)",
             ours_label="tenancy",
-            base_label="static",
-            unit="req/s",
-            ours=rps["on"],
-            base=rps["static"],
+            base_label="off",
+            unit="ms",
+            ours=p99["on"],
+            base=p99["off"],
         ),
         Row(
             pair="6c",
-            title="DRF endpoint without tenancy vs the static body",
+            title="DRF endpoint without tenancy vs a static body of the same 50 rows (ceiling)",
             ours_label="off",
             base_label="static",
             unit="req/s",
-            ours=rps["off"],
-            base=rps["static"],
+            ours=[r["rps"] for r in ceiling["off"]],
+            base=[r["rps"] for r in ceiling["static"]],
+            extra={"figures": ceiling},
         ),
         Check(
             pair="5/6",
@@ -258,5 +365,111 @@ def throughput(*, dataset: Dataset, plan: HttpPlan) -> list[Row | Check]:
             observed=f"{idp_requests} (warm-up: {warm_requests}, {WORKERS} workers)",
             expected="0",
             ok=idp_requests == 0,
+        ),
+    ]
+
+
+LIMITS_COST_TARGET = 1.03
+
+
+def limits_cost(*, dataset: Dataset, plan: HttpPlan) -> list[Row]:
+    """Pair 10: GET /api/workflows/ with limits, usage and JSON logs on and off, as pair 6
+    measures (wrk, pinned, interleaved rounds; CPU per request of workers and backends)."""
+    tenant_id, size = dataset.tenant_at_rank(SERVED_RANK)
+    tenant = Tenant.objects.using("owner").get(pk=tenant_id)
+    issuer = BenchIssuer()
+    owner_params = _owner_params()
+    with ExitStack() as stack:
+        stack.callback(issuer.stop)
+        issuer.serve()
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ameide-bench-")))
+        token = issuer.mint(tenant_external_id=tenant.external_id, subject="bench-http-member")
+        bearer = {"Authorization": f"Bearer {token}"}
+        env = server_env(issuer)
+        env["REDIS_URL"], store = limits_store()
+        log = workdir / "gunicorn.log"
+        servers = {}
+        for name, settings_module, extra in (
+            ("on", "ameide.settings", {}),
+            ("off", "bench.settings_limits_off", {"AMEIDE_BENCH_LIMITS_OFF": "1"}),
+        ):
+            base, pid = stack.enter_context(
+                _gunicorn(
+                    settings_module=settings_module,
+                    env={**env, **extra, "PGAPPNAME": f"ameide-bench-limits-{name}"},
+                    log=log,
+                )
+            )
+            servers[name] = (base, pid)
+        bodies = {}
+        for name, (base, _) in servers.items():
+            status, body = _get(f"{base}/api/workflows/", bearer)
+            if status != 200:
+                raise RuntimeError(f"{name}: /api/workflows/ answered {status}: {body[:300]!r}")
+            bodies[name] = json.loads(body)["results"]
+        if bodies["on"] != bodies["off"]:
+            raise RuntimeError("the limits-off server does not return the same rows")
+        sides = {
+            name: _Side(
+                f"{base}/api/workflows/",
+                bearer,
+                pid,
+                stack.enter_context(
+                    BackendCpu(
+                        connect_kwargs=owner_params,
+                        application_name=f"ameide-bench-limits-{name}",
+                    )
+                ),
+            )
+            for name, (base, pid) in servers.items()
+        }
+        figures = _interleaved(
+            sides, rounds=plan.rounds, seconds=plan.seconds, warmup=plan.warmup_seconds
+        )
+    errors = {
+        name: sum(r["socket_errors"] + r["status_errors"] for r in runs)
+        for name, runs in figures.items()
+    }
+    if any(errors.values()):
+        raise RuntimeError(f"failed requests during the runs: {errors}")
+    cpu = {name: [r["cpu_per_request_s"] for r in runs] for name, runs in figures.items()}
+    rps = {name: [r["rps"] for r in runs] for name, runs in figures.items()}
+    p99 = {name: [r["p99_us"] / 1e6 for r in runs] for name, runs in figures.items()}
+    pinning = "wrk on core 1, gunicorn on core 0" if PINNED else "no pinning (1 core)"
+    setup = (
+        f"gunicorn gthread {WORKERS}x{THREADS}, wrk {CONNECTIONS} connections, {pinning}, {store}, "
+        f"{plan.rounds} rounds of {plan.seconds:g}s, tenant with {size:,} rows"
+    )
+    return [
+        Row(
+            pair="10",
+            title="GET /api/workflows/, CPU per request (gunicorn worker + PostgreSQL backend): "
+            f"limits, usage and JSON logs on vs off ({setup})",
+            ours_label="on",
+            base_label="off",
+            unit="us",
+            ours=cpu["on"],
+            base=cpu["off"],
+            target=Target(high=LIMITS_COST_TARGET),
+            extra={"figures": figures},
+        ),
+        Row(
+            pair="10a",
+            title="the same, time per request at saturation (1 / throughput)",
+            ours_label="on",
+            base_label="off",
+            unit="us",
+            ours=[1.0 / r for r in rps["on"]],
+            base=[1.0 / r for r in rps["off"]],
+            target=Target(high=LIMITS_COST_TARGET),
+        ),
+        Row(
+            pair="10b",
+            title=f"the same, p99 latency under load ({CONNECTIONS} connections)",
+            ours_label="on",
+            base_label="off",
+            unit="ms",
+            ours=p99["on"],
+            base=p99["off"],
         ),
     ]

@@ -1,8 +1,10 @@
 """Benchmark only: the application with tenancy switched off, the baseline of pair 6.
 
-What is off: the tenant middleware (no token, no principal, no context), DRF authentication
-and permissions, the tenancy database backend and RLS (Django's stock backend as the owner,
-which bypasses RLS), and ATOMIC_REQUESTS (Django's default). The URLs serve the same
+What is off: the tenant and limits middleware (no token, no principal, no context, no usage),
+DRF authentication and permissions, the tenancy database backend and RLS (Django's stock
+backend as the owner, which bypasses RLS), ATOMIC_REQUESTS and CONN_HEALTH_CHECKS (Django's
+defaults: no transaction, no `SELECT 1` before a request). Persistent connections are the
+application's default (CONN_MAX_AGE), as on the tenant-aware side. The URLs serve the same
 viewset, serializer and pagination over a plain queryset filtered by one fixed tenant id, so
 the response is byte-for-byte the one the tenant-aware endpoint returns.
 
@@ -25,12 +27,16 @@ _owner = {
     **owner_settings(env),
     "ENGINE": "django.db.backends.postgresql",
     "CONN_MAX_AGE": DATABASES["default"]["CONN_MAX_AGE"],
-    "CONN_HEALTH_CHECKS": DATABASES["default"]["CONN_HEALTH_CHECKS"],
+    "CONN_HEALTH_CHECKS": False,
     "ATOMIC_REQUESTS": False,
     "TEST": {},
 }
 DATABASES = {"default": _owner, "owner": dict(_owner)}
-MIDDLEWARE = [m for m in MIDDLEWARE if m != "tenants.middleware.TenantMiddleware"]
+MIDDLEWARE = [
+    m
+    for m in MIDDLEWARE
+    if m not in {"tenants.middleware.TenantMiddleware", "limits.middleware.LimitsMiddleware"}
+]
 REST_FRAMEWORK = {
     **REST_FRAMEWORK,
     "DEFAULT_AUTHENTICATION_CLASSES": [],

@@ -15,7 +15,11 @@ KEYS: dict[str, tuple[int, int, str]] = {
     "burst": (1, 1_000_000, "API requests admitted at once above the sustained rate"),
     "concurrent_requests": (1, 10_000, "API requests of the tenant in progress at once"),
     "rows_per_model": (0, 1_000_000_000, "rows of each tenant model"),
-    "storage_mb": (0, 10_000_000, "data the tenant holds (last measurement), MiB"),
+    "storage_mb": (
+        0,
+        10_000_000,
+        "data the tenant holds (measured at most TENANCY_STORAGE_MAX_AGE_SECONDS ago), MiB",
+    ),
 }
 
 

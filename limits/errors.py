@@ -15,3 +15,8 @@ class QuotaExceeded(Exception):
         self.limit = limit
         self.value = value
         self.detail = detail
+
+
+class LimitsUnavailable(Exception):
+    """The shared store of rate and concurrency state could not decide (unreachable, timed
+    out): the request is refused, never admitted unchecked (fail closed)."""

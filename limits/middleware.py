@@ -11,9 +11,10 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from limits import metrics, selectors
-from limits.errors import QuotaExceeded
+from limits.errors import LimitsUnavailable, QuotaExceeded
 from limits.responses import (
     is_statement_timeout,
+    limits_unavailable_response,
     quota_response,
     rate_headers,
     statement_timeout_response,
@@ -22,7 +23,7 @@ from limits.responses import (
 from limits.sql import start_meter, stop_meter
 from limits.store import get_store
 from limits.usage import recorder
-from tenants.audit import current_actor
+from tenants.actor import current_actor
 from tenants.db.timeouts import statement_timeout
 
 logger = logging.getLogger("ameide.request")
@@ -79,16 +80,26 @@ class LimitsMiddleware:
             if not request.path.startswith(settings.TENANCY_LIMITED_PATH):
                 return self.get_response(request)
             store = get_store()
-            decision = store.take(tenant_id=tenant.pk, limits=limits)
+            try:
+                decision, lease = store.admit(tenant_id=tenant.pk, limits=limits)
+            except LimitsUnavailable as exc:
+                # Fail closed: a request whose limits cannot be checked is not run. One line,
+                # no traceback: an outage refuses every API request.
+                logger.warning("limits store unavailable, request refused: %s", exc)
+                return limits_unavailable_response()
             if not decision.allowed:
                 return too_many_requests(limits=limits, decision=decision)
-            lease = store.acquire(tenant_id=tenant.pk, limits=limits)
             if lease is None:
                 return too_many_requests(limits=limits, decision=None)
             try:
                 response = self.get_response(request)
             finally:
-                store.release(tenant_id=tenant.pk, lease=lease)
+                try:
+                    store.release(tenant_id=tenant.pk, lease=lease)
+                except LimitsUnavailable as exc:
+                    # The work is done; its answer stands. The lease expires by itself after
+                    # TENANCY_LEASE_SECONDS.
+                    logger.warning("lease not released, it expires by itself: %s", exc)
             rate_headers(response, limits=limits, decision=decision)
             return response
 

@@ -72,6 +72,9 @@ class UsageDay(_Usage):
     day = models.DateField()
     rows = models.BigIntegerField(null=True, blank=True)
     storage_bytes = models.BigIntegerField(null=True, blank=True)
+    # When rows and storage_bytes were measured: the storage quota measures again once the
+    # figure is older than TENANCY_STORAGE_MAX_AGE_SECONDS.
+    storage_measured_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

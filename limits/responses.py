@@ -1,5 +1,6 @@
 """The refusals clients can act on: 429 with Retry-After and the IETF RateLimit headers
-(draft-ietf-httpapi-ratelimit-headers), 403 quota_exceeded, 503 statement_timeout."""
+(draft-ietf-httpapi-ratelimit-headers), 403 quota_exceeded, 503 statement_timeout and
+limits_unavailable."""
 
 from __future__ import annotations
 
@@ -77,6 +78,24 @@ def is_statement_timeout(exc: BaseException) -> bool:
 def statement_timeout_response() -> HttpResponse:
     response = JsonResponse(statement_timeout_body(), status=503)
     response["Retry-After"] = "1"
+    return response
+
+
+# Long enough for a restarted Redis to come back, short enough that clients do not give up.
+LIMITS_UNAVAILABLE_RETRY_SECONDS = 5
+
+
+def limits_unavailable_response() -> HttpResponse:
+    """503: the store of rate and concurrency state could not decide, so the request was not
+    run (limits fail closed; the client may send it again)."""
+    retry = LIMITS_UNAVAILABLE_RETRY_SECONDS
+    body = {
+        "detail": "The tenant's rate and concurrency limits cannot be checked right now; the "
+        f"request was not run. Retry after {retry} s.",
+        "code": "limits_unavailable",
+    }
+    response = JsonResponse(body, status=503)
+    response["Retry-After"] = str(retry)
     return response
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -97,12 +98,18 @@ def usage_series(*, tenant_id: int, hours: int = 24, days: int = 30) -> dict[str
     return {"minutes": minutes, "days": daily}
 
 
-def last_storage_bytes(*, tenant_id: int) -> int | None:
-    """The tenant's storage when last measured (`tenants usage --record`), or None."""
+@dataclass(frozen=True, slots=True)
+class StorageFigure:
+    bytes: int
+    measured_at: datetime | None  # None: recorded before measurement times were kept
+
+
+def last_storage(*, tenant_id: int) -> StorageFigure | None:
+    """The tenant's storage when last measured, and when that was; None if never measured."""
     row = (
         UsageDay.objects.filter(tenant_id=tenant_id, storage_bytes__isnull=False)
         .order_by("-day")
-        .values_list("storage_bytes", flat=True)
+        .values_list("storage_bytes", "storage_measured_at")
         .first()
     )
-    return row
+    return StorageFigure(bytes=row[0], measured_at=row[1]) if row is not None else None

@@ -13,12 +13,18 @@ from __future__ import annotations
 import functools
 import uuid
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+import redis
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from limits.conf import Limits
+from limits.errors import LimitsUnavailable
 from tenants.context import no_tenant
 
 
@@ -30,11 +36,11 @@ class RateDecision:
 
 
 class Store:
-    def take(self, *, tenant_id: int, limits: Limits) -> RateDecision:
-        raise NotImplementedError
+    """A store raises LimitsUnavailable when it cannot decide; it never guesses."""
 
-    def acquire(self, *, tenant_id: int, limits: Limits) -> str | None:
-        """A lease for one request in progress, or None when the tenant has none free."""
+    def admit(self, *, tenant_id: int, limits: Limits) -> tuple[RateDecision, str | None]:
+        """The rate decision and, if the rate admits, a lease for one request in progress:
+        None when the rate refuses or the tenant has no lease free."""
         raise NotImplementedError
 
     def release(self, *, tenant_id: int, lease: str) -> None:
@@ -49,8 +55,10 @@ def _decision(*, allowed: bool, now: float, tat: float, limits: Limits) -> RateD
     return RateDecision(True, max(remaining, 0), max(tat - now, 0.0))
 
 
-# KEYS[1] bucket; ARGV: interval (s), burst. Returns {allowed, now, tat} as strings.
-_GCRA = """
+# Both in one round trip: KEYS[1] bucket, KEYS[2] lease set; ARGV: interval, burst, limit,
+# lease seconds, lease id. Returns {allowed, now, tat, admitted}; no lease is taken when the
+# rate refuses.
+_ADMIT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local interval = tonumber(ARGV[1])
@@ -59,49 +67,55 @@ local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
 local new_tat = tat + interval
 if new_tat - burst * interval > now then
-  return {0, tostring(now), tostring(tat)}
+  return {0, tostring(now), tostring(tat), 0}
 end
 redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil((new_tat - now) * 1000) + 1000)
-return {1, tostring(now), tostring(new_tat)}
-"""
-# KEYS[1] lease set; ARGV: limit, lease seconds, lease id. Returns 1 when admitted.
-_ACQUIRE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
-redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2])) + 1)
-return 1
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[3]) then
+  return {1, tostring(now), tostring(new_tat), 0}
+end
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[5])
+redis.call('EXPIRE', KEYS[2], math.ceil(tonumber(ARGV[4])) + 1)
+return {1, tostring(now), tostring(new_tat), 1}
 """
 
 
 class RedisStore(Store):
     def __init__(self, url: str) -> None:
-        import redis
-
-        self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-        self.gcra = self.client.register_script(_GCRA)
-        self.lease_script = self.client.register_script(_ACQUIRE)
+        timeout = settings.TENANCY_REDIS_TIMEOUT_SECONDS
+        # One retry on a fresh connection (a pooled one may have died with a restarted Redis),
+        # no backoff: redis-py's default of ten retries would hold a request for seconds
+        # before it can be refused when Redis hangs.
+        self.client = redis.Redis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), retries=1),
+        )
+        self.admit_script = self.client.register_script(_ADMIT)
         self.prefix = settings.TENANCY_REDIS_PREFIX
 
-    def take(self, *, tenant_id: int, limits: Limits) -> RateDecision:
-        interval = 1.0 / limits.requests_per_second
-        allowed, now, tat = self.gcra(
-            keys=[f"{self.prefix}rate:{tenant_id}"], args=[repr(interval), limits.burst]
-        )
-        return _decision(allowed=bool(int(allowed)), now=float(now), tat=float(tat), limits=limits)
-
-    def acquire(self, *, tenant_id: int, limits: Limits) -> str | None:
+    def admit(self, *, tenant_id: int, limits: Limits) -> tuple[RateDecision, str | None]:
         lease = uuid.uuid4().hex
-        admitted = self.lease_script(
-            keys=[f"{self.prefix}busy:{tenant_id}"],
-            args=[limits.concurrent_requests, settings.TENANCY_LEASE_SECONDS, lease],
+        with _unavailable_on(redis.RedisError):
+            allowed, now, tat, admitted = self.admit_script(
+                keys=[f"{self.prefix}rate:{tenant_id}", f"{self.prefix}busy:{tenant_id}"],
+                args=[
+                    repr(1.0 / limits.requests_per_second),
+                    limits.burst,
+                    limits.concurrent_requests,
+                    settings.TENANCY_LEASE_SECONDS,
+                    lease,
+                ],
+            )
+        decision = _decision(
+            allowed=bool(int(allowed)), now=float(now), tat=float(tat), limits=limits
         )
-        return lease if int(admitted) else None
+        return decision, lease if int(admitted) else None
 
     def release(self, *, tenant_id: int, lease: str) -> None:
-        self.client.zrem(f"{self.prefix}busy:{tenant_id}", lease)
+        with _unavailable_on(redis.RedisError):
+            self.client.zrem(f"{self.prefix}busy:{tenant_id}", lease)
 
 
 _NOW = "extract(epoch FROM clock_timestamp())::float8"
@@ -119,13 +133,19 @@ _LEASE_LOCK = zlib.crc32(b"limits.concurrency") & 0x7FFFFFFF
 class PostgresStore(Store):
     """Rate and leases in global tables, written in the global scope in autocommit."""
 
+    def admit(self, *, tenant_id: int, limits: Limits) -> tuple[RateDecision, str | None]:
+        decision = self.take(tenant_id=tenant_id, limits=limits)
+        if not decision.allowed:
+            return decision, None
+        return decision, self.acquire(tenant_id=tenant_id, limits=limits)
+
     def take(self, *, tenant_id: int, limits: Limits) -> RateDecision:
         params = {
             "tenant": tenant_id,
             "interval": 1.0 / limits.requests_per_second,
             "burst": limits.burst,
         }
-        with no_tenant(), connection.cursor() as cursor:
+        with _unavailable_on(DatabaseError), no_tenant(), connection.cursor() as cursor:
             cursor.execute(_TAKE, params)
             row = cursor.fetchone()
             if row is not None:
@@ -139,7 +159,12 @@ class PostgresStore(Store):
     def acquire(self, *, tenant_id: int, limits: Limits) -> str | None:
         # The advisory lock makes count-then-insert one step per tenant (other tenants never
         # wait on it); it ends with the transaction.
-        with no_tenant(), transaction.atomic(), connection.cursor() as cursor:
+        with (
+            _unavailable_on(DatabaseError),
+            no_tenant(),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
             cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LEASE_LOCK, _int4(tenant_id)])
             cursor.execute(
                 "DELETE FROM limits_concurrencylease WHERE tenant_id = %s "
@@ -161,11 +186,20 @@ class PostgresStore(Store):
         return str(row[0]) if row else None
 
     def release(self, *, tenant_id: int, lease: str) -> None:
-        with no_tenant(), connection.cursor() as cursor:
+        with _unavailable_on(DatabaseError), no_tenant(), connection.cursor() as cursor:
             cursor.execute(
                 "DELETE FROM limits_concurrencylease WHERE id = %s AND tenant_id = %s",
                 [int(lease), tenant_id],
             )
+
+
+@contextmanager
+def _unavailable_on(*errors: type[Exception]) -> Iterator[None]:
+    """The store's own errors become LimitsUnavailable, which the middleware answers with 503."""
+    try:
+        yield
+    except errors as exc:
+        raise LimitsUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
 
 def _int4(value: int) -> int:

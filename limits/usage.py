@@ -84,8 +84,8 @@ def _upsert_sql(table: str, period: str) -> str:
     columns = ", ".join(COLUMNS)
     added = ", ".join(f"{c} = t.{c} + EXCLUDED.{c}" for c in COLUMNS)
     placeholders = ", ".join(["%s"] * (len(COLUMNS) + 3))
-    extra = ", rows, storage_bytes" if table == "limits_usageday" else ""
-    extra_values = ", NULL, NULL" if extra else ""
+    extra = ", rows, storage_bytes, storage_measured_at" if table == "limits_usageday" else ""
+    extra_values = ", NULL, NULL, NULL" if extra else ""
     return (
         f"INSERT INTO {table} AS t (tenant_id, {period}, {columns}, latency_max_ms{extra}) "
         f"VALUES ({placeholders}{extra_values}) "
@@ -115,14 +115,19 @@ recorder = Recorder()
 atexit.register(recorder.flush)
 
 
-def record_measurement(*, tenant_id: int, rows: int, storage_bytes: int) -> None:
-    """Store today's measured rows and storage of a tenant (`tenants usage --record`)."""
-    today = datetime.now(tz=UTC).date()
+def record_measurement(
+    *, tenant_id: int, rows: int, storage_bytes: int, measured_at: datetime | None = None
+) -> None:
+    """Store a tenant's measured rows and storage as today's (`tenants usage --record`, and the
+    storage quota when the last figure is too old)."""
+    measured_at = measured_at or datetime.now(tz=UTC)
     with no_tenant(), connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO limits_usageday AS t (tenant_id, day, requests, errors, refused, "
-            "latency_ms, latency_max_ms, db_ms, queries, rows, storage_bytes) "
-            "VALUES (%s, %s, 0, 0, 0, 0, 0, 0, 0, %s, %s) ON CONFLICT (tenant_id, day) "
-            "DO UPDATE SET rows = EXCLUDED.rows, storage_bytes = EXCLUDED.storage_bytes",
-            [tenant_id, today, rows, storage_bytes],
+            "latency_ms, latency_max_ms, db_ms, queries, rows, storage_bytes, "
+            "storage_measured_at) VALUES (%s, %s, 0, 0, 0, 0, 0, 0, 0, %s, %s, %s) "
+            "ON CONFLICT (tenant_id, day) DO UPDATE SET rows = EXCLUDED.rows, "
+            "storage_bytes = EXCLUDED.storage_bytes, "
+            "storage_measured_at = EXCLUDED.storage_measured_at",
+            [tenant_id, measured_at.astimezone(UTC).date(), rows, storage_bytes, measured_at],
         )

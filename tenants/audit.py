@@ -2,46 +2,15 @@
 
 from __future__ import annotations
 
-import contextvars
 import json
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from django.db import connections
 
+from tenants.actor import current_actor
 from tenants.db.signing import SEPARATOR, signed_fields
 from tenants.db.wall import PRIVATE
 from tenants.models import AuditEvent, Tenant
-
-
-@dataclass(frozen=True, slots=True)
-class Actor:
-    """Who is acting (a user, a command) and under which request or command id."""
-
-    name: str = ""
-    acting_as: str = ""
-    request_id: str = ""
-
-
-_actor: contextvars.ContextVar[Actor] = contextvars.ContextVar("ameide_actor", default=Actor())  # noqa: B039 (frozen)
-
-
-@contextmanager
-def acting(*, name: str, acting_as: str = "", request_id: str = "") -> Iterator[Actor]:
-    """Name the actor of the block (set by the middleware per request, by commands per run)."""
-    actor = Actor(name=name, acting_as=acting_as, request_id=request_id or uuid.uuid4().hex)
-    token = _actor.set(actor)
-    try:
-        yield actor
-    finally:
-        _actor.reset(token)
-
-
-def current_actor() -> Actor:
-    return _actor.get()
 
 
 def record_event(
@@ -58,6 +27,24 @@ def record_event(
     The row goes through `ameide_private.record_audit`, the audit log's only door: the fields
     carry the application's signature, and PostgreSQL stamps the time, pid and transaction.
     """
+    sql, params, row = audit_call(
+        action=action, reason=reason, actor=actor, tenant=tenant, details=details
+    )
+    with connections[using].cursor() as cursor:
+        cursor.execute(f"SELECT id, at, txid FROM {sql}", params)
+        return saved_row(row, cursor.fetchone(), using=using)
+
+
+def audit_call(
+    *,
+    action: str,
+    reason: str = "",
+    actor: str = "",
+    tenant: Tenant | None = None,
+    details: dict[str, Any] | None = None,
+) -> tuple[str, list, AuditEvent]:
+    """The signed call of `record_audit` for one event (SQL, parameters) and its unsaved row,
+    for record_event() or for a statement that writes the row the event is about as well."""
     who = current_actor()
     row = AuditEvent(
         actor=_text(actor or who.name, 255),
@@ -81,13 +68,14 @@ def record_event(
         row.request_id,
         encoded,
     ]
-    with connections[using].cursor() as cursor:
-        cursor.execute(
-            f"SELECT id, at, txid FROM {PRIVATE}.record_audit(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            [*fields, signed_fields("audit", *fields)],
-        )
-        row.pk, row.at, row.txid = cursor.fetchone()
     row.details = json.loads(encoded)
+    sql = f"{PRIVATE}.record_audit(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    return sql, [*fields, signed_fields("audit", *fields)], row
+
+
+def saved_row(row: AuditEvent, stamped: tuple, *, using: str) -> AuditEvent:
+    """`row` as PostgreSQL stored it: the (id, at, txid) that record_audit returned."""
+    row.pk, row.at, row.txid = stamped
     row._state.adding = False
     row._state.db = using
     return row

@@ -2,6 +2,7 @@
 
 import logging
 
+from tenants.actor import current_actor
 from tenants.context import current_tenant_or_none
 
 
@@ -13,8 +14,6 @@ class TenantLogFilter(logging.Filter):
             # the tenant's context; the request it passes along still names the tenant.
             tenant = getattr(getattr(record, "request", None), "tenant", None)
         record.tenant = getattr(tenant, "slug", None) or "-"
-        from tenants.audit import current_actor  # imports models: not at logging set-up
-
         actor = current_actor()
         request = getattr(record, "request", None)
         # Lines Django logs after the middleware has returned: the request remembers them.

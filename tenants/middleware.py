@@ -11,7 +11,8 @@ from django.template.loader import render_to_string
 from django.utils.module_loading import import_string
 
 from tenants.acting import is_admin_request
-from tenants.audit import acting, record_event
+from tenants.actor import acting
+from tenants.audit import record_event
 from tenants.context import no_tenant, tenant_context
 from tenants.exceptions import EntryRefused
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+from contextlib import nullcontext
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, transaction
+from django.db.models.sql import InsertQuery
 
-from tenants.audit import record_event
+from tenants.audit import audit_call, record_event, saved_row
+from tenants.db.sequences import next_id
 from tenants.exceptions import TenantInputError
 from tenants.models import Tenant
 
@@ -23,15 +26,40 @@ def tenant_create(*, slug: str, name: str, external_id: str | None = None) -> Te
     external_id = slug if external_id is None else external_id
     if not external_id or external_id != external_id.strip():
         raise TenantInputError("The external id must be non-empty and unpadded.")
+    tenant = Tenant(pk=next_id(model=Tenant), slug=slug, name=name.strip(), external_id=external_id)
     try:
-        with transaction.atomic():
-            tenant = Tenant.objects.create(slug=slug, name=name.strip(), external_id=external_id)
-            record_event(action="tenant.create", tenant=tenant, details={"name": tenant.name})
+        _insert_with_audit(tenant=tenant)
     except IntegrityError:
         raise TenantInputError(
             f"A tenant with slug {slug!r} or external id {external_id!r} already exists."
         ) from None
     return tenant
+
+
+def _insert_with_audit(*, tenant: Tenant, using: str = "default") -> None:
+    """The tenant row and its audit row as one statement: one round trip in autocommit, where
+    PostgreSQL runs it as a transaction of its own, so there is never one without the other.
+
+    The audit row is signed over the tenant's id, hence the id reserved before (next_id).
+    """
+    insert = InsertQuery(Tenant)
+    insert.insert_values(Tenant._meta.concrete_fields, [tenant])
+    [(insert_sql, insert_params)] = insert.get_compiler(using=using).as_sql()
+    audit_sql, audit_params, event = audit_call(
+        action="tenant.create", tenant=tenant, details={"name": tenant.name}
+    )
+    connection = connections[using]
+    # Inside a caller's transaction, a savepoint keeps a refused insert from aborting it.
+    guard = transaction.atomic(using=using) if connection.in_atomic_block else nullcontext()
+    with guard, connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH created AS ({insert_sql} RETURNING 1) "
+            f"SELECT audit.id, audit.at, audit.txid FROM created, {audit_sql} AS audit",
+            [*insert_params, *audit_params],
+        )
+        saved_row(event, cursor.fetchone(), using=using)
+    tenant._state.adding = False
+    tenant._state.db = using
 
 
 def tenant_set_status(*, tenant: Tenant, status: str, reason: str = "") -> Tenant:

@@ -10,6 +10,7 @@ import re
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from ameide.api_io import ModelSerializer
 from workflows.models import Workflow, WorkflowRun
 
 MAX_ID = 2**63 - 1  # bigint
@@ -76,7 +77,7 @@ class JSONObjectField(serializers.JSONField):
         return super().to_internal_value(data)
 
 
-class WorkflowSerializer(serializers.ModelSerializer):
+class WorkflowSerializer(ModelSerializer):
     name = NameField()
     description = StrictCharField(required=False, allow_blank=True)
     owner = serializers.CharField(
@@ -101,7 +102,7 @@ class WorkflowSerializer(serializers.ModelSerializer):
         validators = []
 
 
-class WorkflowRunSerializer(serializers.ModelSerializer):
+class WorkflowRunSerializer(ModelSerializer):
     # Built at import time; the tenant manager resolves the tenant when it is evaluated, so a
     # workflow id of another tenant gets the same "does not exist" as an id nobody has.
     workflow = serializers.PrimaryKeyRelatedField(

@@ -34,8 +34,10 @@ def audit(*, action: str, obj, changed: list[str] | tuple[str, ...] = (), **deta
 
 def _save_unique(workflow: Workflow, *, action: str, changed: list[str]) -> Workflow:
     try:
-        # A savepoint, so that losing a race on the name leaves the request's transaction usable.
-        with transaction.atomic():
+        # No savepoint (two round trips per write): losing a race on the name ends the caller's
+        # transaction, which rolls back at the end of its atomic block. The API answers 409
+        # then, and nothing of the request is written.
+        with transaction.atomic(savepoint=False):
             workflow.save()
             audit(action=action, obj=workflow, changed=changed)
     except IntegrityError as exc:
@@ -61,7 +63,7 @@ def workflow_create(
         owner=owner,
     )
     # The quota is checked in the write's transaction: racing writers cannot both pass it.
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         enforce_quotas(model=Workflow)
         return _save_unique(
             workflow,

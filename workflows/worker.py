@@ -26,7 +26,8 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from tenants.audit import acting, record_event
+from tenants.actor import acting
+from tenants.audit import record_event
 from tenants.context import current_scope, current_tenant, no_tenant, tenant_context
 from tenants.models import Tenant
 from workflows import steps

@@ -14,7 +14,8 @@ from contextlib import contextmanager
 
 from django.db import connections
 
-from tenants.audit import clean_text, current_actor
+from tenants.actor import current_actor
+from tenants.audit import clean_text
 from tenants.db.signing import signed_fields
 from tenants.db.wall import GRANT_TTL_SECONDS, PRIVATE
 

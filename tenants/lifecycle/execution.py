@@ -7,7 +7,8 @@ from django.core.management import call_command, get_commands, load_command_clas
 from django.core.management.commands.dumpdata import Command as DumpData
 from django.db import transaction
 
-from tenants.audit import acting, current_actor, record_event
+from tenants.actor import acting, current_actor
+from tenants.audit import record_event
 from tenants.context import tenant_context
 from tenants.exceptions import CommandInTenantFailed, LifecycleError, TenancyError
 from tenants.models import Tenant, TenantModel

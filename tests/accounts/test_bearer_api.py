@@ -609,3 +609,15 @@ def test_auth0_as_the_environment_provider(settings, auth0_idp, alpha):
 
     assert response.status_code == 200, response.content
     assert response.json()["tenant"]["slug"] == "alpha" and response.json()["role"] == "admin"
+
+
+def test_a_known_member_is_admitted_by_one_fixed_query(keycloak_env, warm):
+    """Issue 11: admission's hot path is one statement of fixed SQL (no queryset compiled),
+    and what it loads is the member's own membership, user and tenant."""
+    assert call(warm).status_code == 200  # learns the tenant id hint
+    with CaptureQueriesContext(connection) as queries:
+        response = call(warm, "/api/workflows/")
+    assert response.status_code == 200
+    admission = [q["sql"] for q in queries.captured_queries if "accounts_membership" in q["sql"]]
+    assert len(admission) == 1, admission
+    assert admission[0].startswith('SELECT m."id"') and "LIMIT 1" in admission[0]

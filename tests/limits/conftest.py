@@ -9,9 +9,10 @@ import pytest
 def _fresh_limits(settings):
     settings.TENANCY_LIMITS_CACHE_SECONDS = 0
     settings.TENANCY_USAGE_FLUSH_SECONDS = 0
-    from limits import selectors
+    from limits import quotas, selectors
 
     selectors._cache.clear()
+    quotas.forget_measurements()
 
 
 def set_limits(tenant, **values) -> None:

@@ -4,6 +4,8 @@ the test's hold on the hold view (tests/limits/urls.py), and the Redis database 
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -12,6 +14,7 @@ from contextlib import contextmanager
 
 import psycopg
 import pytest
+import redis
 
 from tests.limits.urls import HOLD_KEY
 from tests.rls.support import (
@@ -26,8 +29,6 @@ REDIS_TEST_URL = os.environ.get("AMEIDE_TEST_REDIS_URL", "redis://127.0.0.1:6379
 
 
 def redis_url() -> str:
-    import redis
-
     client = redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=2)
     try:
         client.ping()
@@ -35,6 +36,52 @@ def redis_url() -> str:
         pytest.fail(f"Redis is not reachable at {REDIS_TEST_URL} (apt-get install redis-server)")
     client.flushdb()
     return REDIS_TEST_URL
+
+
+class RedisServer:
+    """A redis-server of the test's own on a loopback port, without persistence; `stop()`
+    kills it (an outage), `start()` brings it back on the same port."""
+
+    def __init__(self, *, port: int) -> None:
+        self.port = port
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        if not os.path.exists(binary):
+            pytest.fail("redis-server is not installed: scripts/setup-test-tools installs it")
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+            + ["--appendonly", "no", "--daemonize", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
+        wait_for(lambda: _answers(client), what=f"redis-server on port {self.port}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+def _answers(client) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
+
+
+@contextmanager
+def redis_server(*, port: int) -> Iterator[RedisServer]:
+    server = RedisServer(port=port)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @contextmanager

@@ -21,6 +21,7 @@ nothing else, so SQL that sets the value itself, or replays one it saw, reads no
 from __future__ import annotations
 
 import re
+import select
 import time
 
 import psycopg
@@ -29,8 +30,10 @@ from django.db import transaction
 from django.db.backends.postgresql import base as postgresql
 from django.db.backends.postgresql import features as postgresql_features
 from psycopg import Cursor, adapt, generators, pq
+from psycopg._preparing import Prepare
 
-from tenants.context import database_scope
+from tenants.actor import current_actor
+from tenants.context import current_tenant_or_none, database_scope
 from tenants.db.signing import DatabaseScope, scope_value
 from tenants.db.timeouts import timeout_for
 from tenants.db.wall import SCOPE_SETTING
@@ -48,8 +51,27 @@ _MUST_RUN_ALONE = re.compile(
     r"CONCURRENTLY\b|REINDEX\b",
     re.IGNORECASE,
 )
-_PREFIX = f"SELECT set_config('{SCOPE_SETTING}', %s, true), set_config('role', %s, true)"
+_PREFIX = (
+    f"SELECT set_config('{SCOPE_SETTING}', %s, true), set_config('role', %s, true), "
+    "set_config('application_name', %s, true)"
+)
+# What a label may hold: identifiers, no quotes, no spaces of the client's choosing.
+_UNSAFE_LABEL = re.compile(r"[^A-Za-z0-9._:-]")
 _PREFIX_WITH_TIMEOUT = _PREFIX + ", set_config('statement_timeout', %s, true)"
+
+
+def statement_label() -> str:
+    """Who runs the transaction, as PostgreSQL shows it (`application_name`: pg_stat_activity,
+    `%a` in log_line_prefix): the tenant's slug and the request or command id, identifiers
+    only (the request id is the client's X-Request-ID), within the 63 bytes PostgreSQL keeps.
+
+    A setting of the transaction rather than a comment in the SQL: the statement's text stays
+    the same from request to request, so PostgreSQL can keep it prepared.
+    """
+    tenant = current_tenant_or_none()
+    slug = _UNSAFE_LABEL.sub("_", tenant.slug)[:24] if tenant is not None else "-"
+    request = _UNSAFE_LABEL.sub("_", current_actor().request_id)[:32] or "-"
+    return f"t={slug} r={request}"
 
 
 class WallCursor(postgresql.CursorMixin, Cursor):
@@ -107,24 +129,55 @@ class WallCursor(postgresql.CursorMixin, Cursor):
         try:
             if begin is not None:
                 pgconn.send_query_params(begin, None)
-            pgconn.send_query_params(prefix.query, prefix.params, param_types=prefix.types)
-            self._execute_send(pgq, binary=binary)
+            # The prefix is the same statement every time, and the statement often is: both
+            # go through psycopg's prepared-statement cache (prepare_threshold), so PostgreSQL
+            # parses and plans them once per connection instead of once per request.
+            sent = [self._send_maybe_prepared(prefix, prepare=None, binary=None)]
+            sent.append(self._send_maybe_prepared(pgq, prepare=prepare, binary=binary))
             pgconn.pipeline_sync()
             yield from generators.send(pgconn)
-            # One batch of results per query (an error aborts the rest, which then answer
-            # PIPELINE_ABORTED), then the sync: the same number of batches either way.
-            leading = []
-            for _ in range(2 if begin is not None else 1):
-                leading.extend((yield from generators.fetch_many(pgconn)))
-            results = yield from generators.fetch_many(pgconn)
+            # One batch of results per query sent (an error aborts the rest, which then
+            # answer PIPELINE_ABORTED), then the sync: the same number of batches either way.
+            batches = []
+            for _ in range((begin is not None) + sum(n for _, _, n in sent)):
+                batches.append((yield from generators.fetch_many(pgconn)))
             yield from generators.fetch_many(pgconn)  # PIPELINE_SYNC
         finally:
             pgconn.exit_pipeline_mode()
-        for result in leading:
-            if result.status == pq.ExecStatus.FATAL_ERROR:
-                raise psycopg.errors.error_from_result(result, encoding=self._encoding)
+        results = batches[-1]
+        leading_errors = [
+            r for batch in batches[:-1] for r in batch if r.status == pq.ExecStatus.FATAL_ERROR
+        ]
+        prepared = self._conn._prepared
+        if leading_errors or any(r.status == pq.ExecStatus.FATAL_ERROR for r in results):
+            # A prepare may have been aborted with the pipeline: start the cache afresh.
+            prepared.clear()
+        else:
+            prefix_result = batches[-1 - sent[1][2]]
+            for query, (prep, name, _), outcome in zip(
+                (prefix, pgq), sent, (prefix_result, results), strict=True
+            ):
+                key = prepared.maybe_add_to_cache(query, prep, name)
+                if key is not None:
+                    prepared.validate(key, prep, name, outcome)
+        if leading_errors:
+            raise psycopg.errors.error_from_result(leading_errors[0], encoding=self._encoding)
         self._check_results(results)
         self._set_results(results)
+
+    def _send_maybe_prepared(self, pgq, *, prepare, binary) -> tuple[Prepare, bytes, int]:
+        """Send `pgq` into the open libpq pipeline, prepared when psycopg's cache says so;
+        (its preparation state, its name, the result batches it will answer with)."""
+        prep, name = self._get_prepared(pgq, prepare)
+        if prep is Prepare.NO:
+            self._execute_send(pgq, binary=binary)
+            return prep, name, 1
+        batches = 1
+        if prep is Prepare.SHOULD:
+            self._pgconn.send_prepare(name, pgq.query, param_types=pgq.types)
+            batches += 1
+        self._send_query_prepared(name, pgq, binary=binary)
+        return prep, name, batches
 
 
 class DatabaseFeatures(postgresql_features.DatabaseFeatures):
@@ -150,6 +203,10 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
     def get_connection_params(self):
         params = super().get_connection_params()
         params["cursor_factory"] = WallCursor
+        if params.get("prepare_threshold") is None and settings.TENANCY_PREPARED_STATEMENTS:
+            # Prepared statements live in one server session: never behind a transaction-mode
+            # pooler, where the next transaction may run on another backend.
+            params["prepare_threshold"] = 5
         return params
 
     # The setting ends with the transaction: forget it at the same moments PostgreSQL does.
@@ -184,6 +241,28 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
                     cursor.execute("SELECT citus_backend_gpid()")
                     self._global_pid = cursor.fetchone()[0]
 
+    def is_usable(self) -> bool:
+        """Whether a persistent connection can serve the next request, mostly without a round
+        trip (CONN_HEALTH_CHECKS calls this before a request's first query).
+
+        Django asks the server (`SELECT 1`) every time. A server that ended the session (restart,
+        `pg_terminate_backend`, an idle timeout) has sent an error and closed the socket, so the
+        socket is readable; a healthy idle session has sent nothing. So: only when something is
+        waiting is the server asked. A peer gone without a word (no FIN) is not caught, but
+        `SELECT 1` would wait for the TCP timeout there as well.
+        """
+        connection = self.connection
+        if connection is None or connection.closed or connection.broken:
+            return False
+        if connection.info.transaction_status != pq.TransactionStatus.IDLE:
+            return False
+        try:
+            waiting, _, _ = select.select([connection.fileno()], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        # Something arrived unasked: an error and EOF, or a harmless notice. Ask to tell which.
+        return super().is_usable() if waiting else True
+
     def backend_pid(self) -> int:
         """The pid the scope binds to: 0 behind a transaction-mode pooler (another backend
         may run the next transaction), the global pid on a Citus coordinator, else this
@@ -209,6 +288,7 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
         value, expires = cached
         self._carried_until = expires - ttl / 2
         role = settings.TENANCY_BREAKGLASS_ROLE if scope.kind == "b" else "none"
+        label = statement_label()
         if scope.kind == "t":
             # A per-statement ceiling for tenant work: one tenant's runaway query cannot hold
             # a connection (and its locks) that other tenants' requests wait for. Per tenant
@@ -216,8 +296,8 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
             default = settings.TENANCY_STATEMENT_TIMEOUT_MS
             timeout = timeout_for(tenant_id=scope.ident, default=default)
             if timeout:
-                return _PREFIX_WITH_TIMEOUT, [value, role, str(int(timeout))]
-        return _PREFIX, [value, role]
+                return _PREFIX_WITH_TIMEOUT, [value, role, label, str(int(timeout))]
+        return _PREFIX, [value, role, label]
 
     def _carry_scope(self, execute, sql, params, many, context):
         if isinstance(sql, str) and (

@@ -13,7 +13,7 @@ from django.db import connections
 from django.utils.module_loading import import_string
 
 from tenants import selectors, services
-from tenants.audit import acting
+from tenants.actor import acting
 from tenants.citus.verify import citus_findings
 from tenants.db.catalog import audit_database, audit_process
 from tenants.db.owner import OWNER_ALIAS, owner_alias

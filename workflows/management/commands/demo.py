@@ -6,7 +6,8 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from accounts.models import Membership, User
-from tenants.audit import acting, record_event
+from tenants.actor import acting
+from tenants.audit import record_event
 from tenants.context import tenant_context
 from tenants.models import AuditEvent, Tenant
 from workflows import services

@@ -1,0 +1,77 @@
+"""Prepared statements (the scope's prefix and repeated queries, psycopg's prepare_threshold):
+PostgreSQL plans them once per connection, and a plan never carries a tenant: executed under
+another tenant's scope, the same prepared statement returns that tenant's rows."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connections
+
+from tenants.context import no_tenant, tenant_context
+from tests.rls.support import COMMITTED
+
+pytestmark = COMMITTED
+
+RAW_COUNT = "SELECT count(*) FROM workflows_workflow"  # no tenant filter: RLS alone decides
+
+
+@pytest.fixture
+def persistent():
+    """A runtime connection of its own in autocommit, as a gunicorn thread keeps it."""
+    wrapper = connections.create_connection("default")
+    yield wrapper
+    wrapper.close()
+
+
+def _count(wrapper, sql: str = RAW_COUNT) -> int:
+    with wrapper.cursor() as cursor:
+        cursor.execute(sql)
+        return cursor.fetchone()[0]
+
+
+def _prepared(wrapper) -> list[str]:
+    with no_tenant(), wrapper.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [row[0] for row in cursor.fetchall()]
+
+
+def test_repeated_statements_and_the_prefix_are_prepared(two_tenants, tenant_a, persistent):
+    with tenant_context(tenant_a):
+        counts = {_count(persistent) for _ in range(8)}
+    assert counts == {2}
+    statements = _prepared(persistent)
+    assert RAW_COUNT in statements
+    assert any("set_config('app.scope'" in s for s in statements)
+
+
+def test_a_prepared_plan_follows_the_scope_of_each_execution(
+    two_tenants, tenant_a, tenant_b, persistent
+):
+    with tenant_context(tenant_a):
+        for _ in range(8):
+            assert _count(persistent) == 2
+    assert RAW_COUNT in _prepared(persistent)
+    with tenant_context(tenant_b):
+        assert _count(persistent) == 2  # B's own two workflows, not A's
+        b_names = set(connections[persistent.alias].settings_dict and _names(persistent))
+    assert b_names == {"bravo one", "shared name"}
+    with no_tenant():
+        assert _count(persistent) == 0  # the global scope sees no tenant rows
+
+
+def _names(wrapper) -> list[str]:
+    with wrapper.cursor() as cursor:
+        for _ in range(6):
+            cursor.execute("SELECT name FROM workflows_workflow ORDER BY name")
+        return [row[0] for row in cursor.fetchall()]
+
+
+def test_a_failing_statement_does_not_break_the_next_ones(two_tenants, tenant_a, persistent):
+    from django.db import ProgrammingError
+
+    with tenant_context(tenant_a):
+        for _ in range(8):
+            _count(persistent)
+        with pytest.raises(ProgrammingError):
+            _count(persistent, "SELECT count(*) FROM no_such_table")
+        assert [_count(persistent) for _ in range(8)] == [2] * 8
