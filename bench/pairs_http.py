@@ -227,7 +227,31 @@ def _owner_params() -> dict:
     }
 
 
-def throughput(*, dataset: Dataset, plan: HttpPlan) -> list[Row | Check]:
+@dataclass
+class _Run:
+    """What both HTTP pairs set up: the served tenant, a benchmark issuer and a bearer token
+    of it, the servers' environment, and the exit stack that stops everything."""
+
+    stack: ExitStack
+    tenant_id: int
+    size: int
+    issuer: BenchIssuer
+    workdir: Path
+    bearer: dict[str, str]
+    env: dict[str, str]
+    store: str
+    log: Path
+    owner_params: dict
+
+    def backends(self, application_name: str) -> BackendCpu:
+        """CPU of the PostgreSQL backends of one server, polled until the run ends."""
+        return self.stack.enter_context(
+            BackendCpu(connect_kwargs=self.owner_params, application_name=application_name)
+        )
+
+
+@contextmanager
+def _served(dataset: Dataset):
     tenant_id, size = dataset.tenant_at_rank(SERVED_RANK)
     tenant = Tenant.objects.using("owner").get(pk=tenant_id)
     issuer = BenchIssuer()
@@ -237,10 +261,33 @@ def throughput(*, dataset: Dataset, plan: HttpPlan) -> list[Row | Check]:
         issuer.serve()
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ameide-bench-")))
         token = issuer.mint(tenant_external_id=tenant.external_id, subject="bench-http-member")
-        bearer = {"Authorization": f"Bearer {token}"}
         env = server_env(issuer)
         env["REDIS_URL"], store = limits_store()
-        log = workdir / "gunicorn.log"
+        yield _Run(
+            stack=stack,
+            tenant_id=tenant_id,
+            size=size,
+            issuer=issuer,
+            workdir=workdir,
+            bearer={"Authorization": f"Bearer {token}"},
+            env=env,
+            store=store,
+            log=workdir / "gunicorn.log",
+            owner_params=owner_params,
+        )
+
+
+def _setup(*, plan: HttpPlan, store: str, size: int) -> str:
+    pinning = "wrk on core 1, gunicorn on core 0" if PINNED else "no pinning (1 core)"
+    return (
+        f"gunicorn gthread {WORKERS}x{THREADS}, wrk {CONNECTIONS} connections, {pinning}, {store}, "
+        f"{plan.rounds} rounds of {plan.seconds:g}s, tenant with {size:,} rows"
+    )
+
+
+def throughput(*, dataset: Dataset, plan: HttpPlan) -> list[Row | Check]:
+    with _served(dataset) as run:
+        stack, issuer, bearer, env, log = run.stack, run.issuer, run.bearer, run.env, run.log
         on, on_pid = stack.enter_context(
             _gunicorn(
                 settings_module="ameide.settings",
@@ -252,13 +299,13 @@ def throughput(*, dataset: Dataset, plan: HttpPlan) -> list[Row | Check]:
         if status != 200:
             raise RuntimeError(f"tenant-aware endpoint answered {status}: {body[:300]!r}")
         on_rows = json.loads(body)["results"]
-        static_body = workdir / "static.json"
+        static_body = run.workdir / "static.json"
         static_body.write_bytes(body)
         off_env = {
             **env,
             "PGAPPNAME": "ameide-bench-off",
             "AMEIDE_BENCH_TENANCY_OFF": "1",
-            "AMEIDE_BENCH_TENANT_ID": str(tenant_id),
+            "AMEIDE_BENCH_TENANT_ID": str(run.tenant_id),
             "AMEIDE_BENCH_STATIC_BODY": str(static_body),
         }
         off, off_pid = stack.enter_context(
@@ -270,14 +317,9 @@ def throughput(*, dataset: Dataset, plan: HttpPlan) -> list[Row | Check]:
                 f"the tenancy-off endpoint does not return the same 50 rows: {status} {body[:300]!r}"
             )
 
-        def backends(name: str) -> BackendCpu:
-            return stack.enter_context(
-                BackendCpu(connect_kwargs=owner_params, application_name=name)
-            )
-
         sides = {
-            "on": _Side(f"{on}/api/workflows/", bearer, on_pid, backends("ameide-bench-on")),
-            "off": _Side(f"{off}/api/workflows/", {}, off_pid, backends("ameide-bench-off")),
+            "on": _Side(f"{on}/api/workflows/", bearer, on_pid, run.backends("ameide-bench-on")),
+            "off": _Side(f"{off}/api/workflows/", {}, off_pid, run.backends("ameide-bench-off")),
         }
         # Every worker process loads the issuer's keys once, on its first token: the warm-up
         # round makes sure that happened before anything is counted.
@@ -312,11 +354,7 @@ def throughput(*, dataset: Dataset, plan: HttpPlan) -> list[Row | Check]:
         raise RuntimeError(f"failed requests during the runs: {errors}")
     cpu = {name: [r["cpu_per_request_s"] for r in runs] for name, runs in figures.items()}
     p99 = {name: [r["p99_us"] / 1e6 for r in runs] for name, runs in figures.items()}
-    pinning = "wrk on core 1, gunicorn on core 0" if PINNED else "no pinning (1 core)"
-    setup = (
-        f"gunicorn gthread {WORKERS}x{THREADS}, wrk {CONNECTIONS} connections, {pinning}, {store}, "
-        f"{plan.rounds} rounds of {plan.seconds:g}s, tenant with {size:,} rows"
-    )
+    setup = _setup(plan=plan, store=run.store, size=run.size)
     return [
         Row(
             pair="6",
@@ -375,19 +413,8 @@ LIMITS_COST_TARGET = 1.03
 def limits_cost(*, dataset: Dataset, plan: HttpPlan) -> list[Row]:
     """Pair 10: GET /api/workflows/ with limits, usage and JSON logs on and off, as pair 6
     measures (wrk, pinned, interleaved rounds; CPU per request of workers and backends)."""
-    tenant_id, size = dataset.tenant_at_rank(SERVED_RANK)
-    tenant = Tenant.objects.using("owner").get(pk=tenant_id)
-    issuer = BenchIssuer()
-    owner_params = _owner_params()
-    with ExitStack() as stack:
-        stack.callback(issuer.stop)
-        issuer.serve()
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ameide-bench-")))
-        token = issuer.mint(tenant_external_id=tenant.external_id, subject="bench-http-member")
-        bearer = {"Authorization": f"Bearer {token}"}
-        env = server_env(issuer)
-        env["REDIS_URL"], store = limits_store()
-        log = workdir / "gunicorn.log"
+    with _served(dataset) as run:
+        stack, bearer, env, log = run.stack, run.bearer, run.env, run.log
         servers = {}
         for name, settings_module, extra in (
             ("on", "ameide.settings", {}),
@@ -414,12 +441,7 @@ def limits_cost(*, dataset: Dataset, plan: HttpPlan) -> list[Row]:
                 f"{base}/api/workflows/",
                 bearer,
                 pid,
-                stack.enter_context(
-                    BackendCpu(
-                        connect_kwargs=owner_params,
-                        application_name=f"ameide-bench-limits-{name}",
-                    )
-                ),
+                run.backends(f"ameide-bench-limits-{name}"),
             )
             for name, (base, pid) in servers.items()
         }
@@ -435,11 +457,7 @@ def limits_cost(*, dataset: Dataset, plan: HttpPlan) -> list[Row]:
     cpu = {name: [r["cpu_per_request_s"] for r in runs] for name, runs in figures.items()}
     rps = {name: [r["rps"] for r in runs] for name, runs in figures.items()}
     p99 = {name: [r["p99_us"] / 1e6 for r in runs] for name, runs in figures.items()}
-    pinning = "wrk on core 1, gunicorn on core 0" if PINNED else "no pinning (1 core)"
-    setup = (
-        f"gunicorn gthread {WORKERS}x{THREADS}, wrk {CONNECTIONS} connections, {pinning}, {store}, "
-        f"{plan.rounds} rounds of {plan.seconds:g}s, tenant with {size:,} rows"
-    )
+    setup = _setup(plan=plan, store=run.store, size=run.size)
     return [
         Row(
             pair="10",
