@@ -15,6 +15,14 @@ from tenants.scoping import (
 )
 
 
+class Placement(models.TextChoices):
+    """Where a tenant's rows live: the shared tables, a dedicated schema, a dedicated database."""
+
+    SHARED = "shared", "Shared tables"
+    SCHEMA = "schema", "Dedicated schema"
+    DATABASE = "database", "Dedicated database"
+
+
 class Tenant(models.Model):
     """An organisation. Global: the table every tenant row points at."""
 
@@ -33,6 +41,21 @@ class Tenant(models.Model):
     )
     name = models.CharField(max_length=200)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    # Where the tenant's rows live (issue 12, docs/placement.md). Routing reads these two
+    # fields; only `tenants move` changes them.
+    placement = models.CharField(
+        max_length=16,
+        choices=Placement.choices,
+        default=Placement.SHARED,
+        db_default=Placement.SHARED,
+    )
+    placement_name = models.CharField(
+        max_length=63,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="The dedicated schema, or the database server named in AMEIDE_DATABASES.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -41,6 +64,14 @@ class Tenant(models.Model):
         constraints = [
             # Under a tenant, SQL sees that tenant's own row and no other.
             GlobalRowSecurity(name="tenants_tenant_rls", under_tenant="id = {tenant}"),
+            # Shared tables need no name; a dedicated schema or database always has one.
+            models.CheckConstraint(
+                name="tenants_tenant_placement_named",
+                condition=(
+                    models.Q(placement="shared", placement_name="")
+                    | (~models.Q(placement="shared") & ~models.Q(placement_name=""))
+                ),
+            ),
         ]
 
     def __str__(self) -> str:
