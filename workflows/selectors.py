@@ -8,7 +8,11 @@ from workflows.models import Workflow, WorkflowRun
 
 
 def workflow_list() -> QuerySet[Workflow]:
-    return Workflow.objects.select_related("owner")
+    # The owners come in a second query (one per page: id IN (...)), not a join. On Citus the
+    # workflows are distributed and the users stay on the coordinator, and Citus cannot plan
+    # that join while the user table has row security ("failed to postpone qual containing
+    # lateral reference"; docs/citus.md). One shape for one server and a cluster.
+    return Workflow.objects.prefetch_related("owner")
 
 
 def run_list(*, workflow: Workflow | None = None) -> QuerySet[WorkflowRun]:
