@@ -108,6 +108,15 @@ class TenantModel(models.Model):
         claim_row_for_current_tenant(self)
         super().save(*args, **kwargs)
 
+    def _do_update(self, base_qs, using, pk_val, values, update_fields, forced_update):
+        # A row's tenant never changes (save() claims the row for the current tenant), so the
+        # UPDATE names it in the WHERE, also inside unscoped(), and does not SET it: Citus
+        # refuses an UPDATE that sets the distribution column, even to the value it already
+        # has, when that value is a bound parameter (docs/citus.md).
+        base_qs = base_qs.filter(tenant_id=self.tenant_id)
+        values = [value for value in values if value[0].attname != "tenant_id"]
+        return super()._do_update(base_qs, using, pk_val, values, update_fields, forced_update)
+
     def delete(self, *args, **kwargs):
         check_row_of_current_tenant(self)
         return super().delete(*args, **kwargs)

@@ -9,7 +9,7 @@ import pytest
 from django.urls import URLPattern
 
 from tenants.context import tenant_context
-from tenants.models import Tenant
+from tests.tenant_rows import every_tenants_rows
 from workflows.models import Workflow, WorkflowRun
 from workflows.urls import router
 
@@ -52,17 +52,10 @@ def world(tenant_a, tenant_b, user_a, user_b):
 
 
 def snapshot() -> list:
-    """Every row of every tenant, each read under its own tenant: every tenant row belongs to
-    a tenant (its key says so), and this runs on a Citus cluster too, where break-glass
-    (unscoped) does not reach the workers yet (docs/citus.md)."""
-    workflows, runs = [], []
-    for tenant in Tenant.objects.order_by("id"):
-        with tenant_context(tenant):
-            workflows += Workflow.objects.order_by("id").values(
-                "id", "tenant_id", "name", "description"
-            )
-            runs += WorkflowRun.objects.order_by("id").values("id", "tenant_id", "status")
-    return [workflows, runs]
+    return [
+        every_tenants_rows(Workflow, "id", "tenant_id", "name", "description"),
+        every_tenants_rows(WorkflowRun, "id", "tenant_id", "status"),
+    ]
 
 
 def target_id(world, url_name: str) -> int:
