@@ -133,9 +133,26 @@ class CompositeForeignKey(_DeferredConstraint):
 
     def create_sql(self, model, schema_editor):
         p = self._parts(model, schema_editor)
-        return (
+        add = (
             f"ALTER TABLE {p['table']} ADD CONSTRAINT {p['name']} FOREIGN KEY ({p['columns']}) "
             f"REFERENCES {p['target']} ({p['target_columns']}) DEFERRABLE INITIALLY DEFERRED"
+        )
+        # On Citus a table that is not distributed cannot reference a distributed one: the
+        # key of a new tenant table to a distributed table waits for `tenants distribute`,
+        # which `migrate` runs after the migrations, distributes the table and then adds the
+        # key (tenants.citus.distribute). Citus's catalog is read by EXECUTE, so the block
+        # runs without Citus too.
+        distributed = (
+            "EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition "
+            "WHERE logicalrelid = '{}'::regclass AND partmethod = 'h')"
+        )
+        waits = f"SELECT {distributed.format(p['target'])} AND NOT {distributed.format(p['table'])}"
+        return (
+            "DO $wall_do$ DECLARE waits boolean := false; BEGIN\n"
+            "IF to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN\n"
+            f"EXECUTE $wall_sql${waits}$wall_sql$ INTO waits;\nEND IF;\n"
+            f"IF NOT waits THEN\nEXECUTE $wall_sql${add}$wall_sql$;\nEND IF;\n"
+            "END $wall_do$"
         )
 
     def remove_sql(self, model, schema_editor):

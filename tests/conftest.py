@@ -99,7 +99,7 @@ def django_db_setup(request, django_test_environment, django_db_blocker):
         settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = test_name
         connections["default"].settings_dict.setdefault("TEST", {})["NAME"] = test_name
     # On a Citus cluster (make test-citus) the test database is made a Citus database on every
-    # node beforehand (scripts/citus-cluster createdb), kept, and distributed after migrate.
+    # node beforehand (scripts/citus-cluster createdb) and kept; `migrate` distributes it.
     on_citus = settings.TENANCY_CITUS
     with django_db_blocker.unblock():
         ensure_database()
@@ -109,11 +109,6 @@ def django_db_setup(request, django_test_environment, django_db_blocker):
             db_cfg = setup_databases(
                 verbosity=0, interactive=False, keepdb=on_citus, serialized_aliases=[]
             )
-        if on_citus:
-            from tenants.citus.distribute import tenants_distribute
-
-            tenants_distribute(using="owner")
-            connections["owner"].close()
     yield
     with django_db_blocker.unblock(), _as_owner():
         for alias in connections:

@@ -1,8 +1,14 @@
-"""`migrate` runs as the owner role (alias `owner`, added for this command only)."""
+"""`migrate` runs as the owner role (alias `owner`, added for this command only), and on a
+Citus coordinator places the tables afterwards (tenants.citus.distribute, idempotent), so the
+migrate that creates a new tenant model's table also distributes it (docs/citus.md)."""
 
+from django.core.management.base import CommandError
 from django.core.management.commands.migrate import Command as DjangoMigrate
+from django.db import connections
 
+from tenants.citus.distribute import citus_installed, tenants_distribute
 from tenants.db.owner import OWNER_ALIAS, owner_alias
+from tenants.exceptions import LifecycleError
 
 
 class Command(DjangoMigrate):
@@ -13,3 +19,37 @@ class Command(DjangoMigrate):
     def execute(self, *args, **options):
         with owner_alias():  # system checks run before handle() and may query the alias too
             return super().execute(*args, **options)
+
+    def handle(self, *args, **options) -> None:
+        using = options["database"]
+        on_citus = citus_installed(using=using)
+        if on_citus:
+            with connections[using].cursor() as cursor:
+                # A new tenant table's key to the tenants (a reference table) would make Citus
+                # turn the table into a "Citus local table" at once, which it then cannot
+                # distribute because of its identity column ("cannot complete operation on a
+                # table with identity column"). Off, the table stays a plain one until it is
+                # distributed below, keys and all.
+                cursor.execute("SET citus.enable_local_reference_table_foreign_keys = off")
+        try:
+            super().handle(*args, **options)
+        finally:
+            if on_citus:
+                with connections[using].cursor() as cursor:
+                    cursor.execute("RESET citus.enable_local_reference_table_foreign_keys")
+        if not on_citus or options["plan"] or options["check_unapplied"]:
+            return  # no Citus, or only a report: nothing was migrated
+        try:
+            summary = tenants_distribute(using=using)
+        except LifecycleError as exc:
+            # Migrated, but a table left on the coordinator would be a quiet difference from
+            # what `tenants check` expects: say so, and fail.
+            raise CommandError(
+                f"Migrated, but the tables are not placed on Citus: {exc} "
+                "Run `manage.py tenants distribute` once it is a coordinator with workers."
+            ) from exc
+        if options["verbosity"] >= 1:
+            for table in summary.placed:
+                self.stdout.write(f"  Placed on Citus: {table}")
+            for key in summary.dropped_keys:
+                self.stdout.write(f"  Dropped foreign key {key.table}.{key.name}: {key.reason}")
