@@ -11,7 +11,8 @@ DISTRIBUTE_HELP = """\
 On a Citus coordinator, place every table (docs/citus.md): tenant tables distributed by
 tenant_id and colocated, the tables the wall reads on every node and the global tables tenant
 tables point at as reference tables, the rest on the coordinator. Prints each table's place
-and why. Idempotent: run it again after `migrate` adds a model. Runs as the owner.
+and why. Idempotent; `migrate` runs it after the migrations on a Citus database, so a new
+model is placed without it. Runs as the owner.
 """
 
 
