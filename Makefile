@@ -66,14 +66,16 @@ test: tools $(STAMP) .env lint
 # the embedded PostgreSQL), a fresh test database on all three, and against it the ORM
 # fail-closed matrix, the red-team suite, the API isolation matrix, the API and tenant console
 # tests, the concurrent interleaved-tenant loads (ORM threads; gunicorn with sessions and
-# bearer tokens) and `migrate` distributing a new tenant model (docs/citus.md; known gaps are
-# strict xfails there, in tests/conftest.py). The cluster is stopped afterwards, whatever the
-# result.
+# bearer tokens), one gunicorn thread reusing its session after failures, and `migrate`
+# distributing a new tenant model (docs/citus.md; known gaps are strict xfails there, in
+# tests/conftest.py). The cluster is stopped afterwards, whatever the result.
 CITUS_SUITES := tests/tenants/test_orm_fail_closed.py tests/rls/test_rls_red_team.py \
   tests/workflows/test_api_isolation.py tests/workflows/test_api.py \
-  tests/workflows/test_api_roles.py tests/admin/test_tenant_console.py \
+  tests/workflows/test_api_roles.py tests/workflows/test_api_input.py \
+  tests/admin/test_tenant_console.py \
   tests/rls/test_interleaved_load.py tests/tenants/test_migrate_places_tables.py \
-  tests/rls/test_rls_servers.py::test_gunicorn_gthread_a_few_thousand_interleaved_requests
+  tests/rls/test_rls_servers.py::test_gunicorn_gthread_a_few_thousand_interleaved_requests \
+  tests/rls/test_rls_servers.py::test_one_thread_reusing_one_connection_after_failures
 test-citus: tools $(STAMP) .env
 	scripts/citus-cluster start ameide
 	scripts/citus-cluster dropdb test_citus_suite
