@@ -68,3 +68,8 @@ class ImportMismatch(ArchiveInvalid):
 
 class CommandInTenantFailed(LifecycleError):
     """The command ran in the tenant and failed with a tenancy error."""
+
+
+class NodeMoveFailed(LifecycleError):
+    """A Citus step of `tenants move --to node` failed; the steps before it stay done and
+    running the command again finishes the move."""
