@@ -7,7 +7,7 @@ import json as json_module
 
 from tenants import selectors
 from tenants.citus.distribute import tenants_distribute
-from tenants.citus.isolate import FORCE_LOGICAL, TRANSFER_MODES, tenant_move_to_node
+from tenants.citus.isolate import BLOCK_WRITES, TRANSFER_MODES, tenant_move_to_node
 from tenants.db.owner import owner_alias
 from tenants.exceptions import LifecycleError
 
@@ -23,10 +23,11 @@ Give a tenant its own shard group on a Citus worker (docs/citus.md): `--to node 
 the worker as Citus lists it (`tenants move acme --to node` with a wrong name lists them).
 Steps, each audited and skipped when already done: isolate the tenant to its own shards
 (isolate_tenant_to_new_shard, CASCADE), move them to the worker (citus_move_shard_placement),
-drop the copies left behind, verify (the shard on the worker; the tenant's rows per table
-before and after). Online by default (logical replication, needs wal_level=logical);
---transfer-mode block_writes makes writes to the tenant's shards wait during the copy
-instead. Running it again does nothing. Runs as the owner; needs AMEIDE_CITUS=true.
+verify (the shard on the worker; the tenant's rows per table
+before and after). Writes to the shards being copied wait during each copy (Citus's
+block_writes; its logical-replication mode lost acknowledged writes in our tests, see
+docs/citus.md); reads go on, and other shards are untouched. Running it again does nothing. Citus drops the copies left behind after
+citus.defer_shard_delete_interval. Runs as the owner; needs AMEIDE_CITUS=true.
 """
 
 
@@ -54,8 +55,8 @@ class CitusSubcommands:
         move.add_argument(
             "--transfer-mode",
             choices=TRANSFER_MODES,
-            default=FORCE_LOGICAL,
-            help="How Citus copies the shards (default: %(default)s, online).",
+            default=BLOCK_WRITES,
+            help="How Citus copies the shards (default: %(default)s; see docs/citus.md).",
         )
         move.add_argument("--dry-run", action="store_true", help="Print the steps, change nothing.")
         move.add_argument("--json", action="store_true", help="Print the summary as JSON.")
@@ -79,7 +80,7 @@ class CitusSubcommands:
         if not (placed or summary.dropped_keys or summary.revoked):
             self.stdout.write("tenants distribute: nothing to do")
 
-    def do_move(self, *, slug, to, transfer_mode=FORCE_LOGICAL, dry_run=False, json=False, **_):
+    def do_move(self, *, slug, to, transfer_mode=BLOCK_WRITES, dry_run=False, json=False, **_):
         kind, name = to
         if kind != "node":
             raise LifecycleError(f"Unknown destination {kind!r}: `--to node HOST:PORT` (Citus).")
