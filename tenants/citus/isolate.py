@@ -15,7 +15,7 @@ Transfer mode `block_writes`: Citus copies with COPY while writes to the shards 
 wait (reads go on; other shards are untouched). Citus's online mode, `force_logical` (logical
 replication, writes blocked only for the final catch-up), lost acknowledged writes under load
 on this project's cluster (Citus 14.0.1, PostgreSQL 18): tests/citus/test_move_under_load.py
-found 3 to 37 missing in 14 of 51 runs, and all 15 runs with block_writes kept every one
+found 3 to 37 missing in 14 of 51 runs, and all 16 runs with block_writes kept every one
 (docs/citus.md). So it is not offered until that is understood.
 Runs as the owner: Citus lets only a table's owner split or move its shards.
 
