@@ -19,15 +19,15 @@ and why. Idempotent: run it again after `migrate` adds a model. Runs as the owne
 """
 
 MOVE_HELP = """\
-Give a tenant its own shard group on a Citus worker (docs/citus.md): `--to node HOST:PORT`,
-the worker as Citus lists it (`tenants move acme --to node` with a wrong name lists them).
+Give a tenant its own shards on a Citus worker (docs/citus.md). `--to node HOST:PORT` names
+the worker as pg_dist_node lists it; a name Citus does not know is refused with the list.
 Steps, each audited and skipped when already done: isolate the tenant to its own shards
 (isolate_tenant_to_new_shard, CASCADE), move them to the worker (citus_move_shard_placement),
-verify (the shard on the worker; the tenant's rows per table
-before and after). Writes to the shards being copied wait during each copy (Citus's
-block_writes; its logical-replication mode lost acknowledged writes in our tests, see
-docs/citus.md); reads go on, and other shards are untouched. Running it again does nothing. Citus drops the copies left behind after
-citus.defer_shard_delete_interval. Runs as the owner; needs AMEIDE_CITUS=true.
+verify (its shard on the worker; its rows per table before and after). Writes to the shards
+being copied wait during each copy (Citus's block_writes: its logical-replication mode lost
+acknowledged writes in our tests); reads go on, other shards are untouched. Running it again
+does nothing. Citus drops the copies left behind after citus.defer_shard_delete_interval.
+Runs as the owner; needs AMEIDE_CITUS=true.
 """
 
 
