@@ -30,6 +30,7 @@ GRANT_TTL_SECONDS = 3600  # a break-glass block longer than this is cut off
 # Citus's global pids are node id * GPID_BASE + pid (citus_backend_gpid()); a scope bound to
 # a number at least this large names a global pid (docs/citus.md).
 GPID_BASE = 10_000_000_000
+KEY_TABLE_DDL = f"CREATE TABLE IF NOT EXISTS {PRIVATE}.scope_key"
 
 # The functions the runtime and break-glass roles may call; mac_of() is not among them, or the
 # runtime role could ask PostgreSQL to sign for it.
@@ -79,7 +80,7 @@ def _functions_sql(schema: str) -> list[str]:
     return [
         f"CREATE SCHEMA IF NOT EXISTS {PRIVATE}",
         f"REVOKE ALL ON SCHEMA {PRIVATE} FROM PUBLIC",
-        f"""CREATE TABLE IF NOT EXISTS {PRIVATE}.scope_key (
+        f"""{KEY_TABLE_DDL} (
             id int PRIMARY KEY CHECK (id = 1),
             inner_pad bytea NOT NULL,
             outer_pad bytea NOT NULL)""",
@@ -146,13 +147,37 @@ def _functions_sql(schema: str) -> list[str]:
               END IF;
               RETURN p[2]::bigint;
             END $$""",
+        # On Citus the grant table is a reference table (tenants.citus.placement): a copy on
+        # every node, written by 2PC with its audit row. The policies call this inside queries
+        # on shards, where Citus refuses to read a Citus table ("cannot execute a distributed
+        # query from a query on a shard"), so it reads this node's own copy, the shard, by
+        # name; a node without a copy admits nothing.
         f"""CREATE OR REPLACE FUNCTION {PRIVATE}.breakglass_open() RETURNS boolean
             LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-            DECLARE grant_id bigint := {PRIVATE}.scope_id('b');
+            DECLARE
+              grant_id bigint := {PRIVATE}.scope_id('b');
+              grants text := '{PRIVATE}.breakglass_grant';
+              shard bigint;
+              found_open boolean;
             BEGIN
-              RETURN grant_id IS NOT NULL AND EXISTS (
-                SELECT 1 FROM {PRIVATE}.breakglass_grant g WHERE g.id = grant_id
-                AND g.closed_at IS NULL AND g.expires_at > statement_timestamp());
+              IF grant_id IS NULL THEN RETURN false; END IF;
+              IF to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+                EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_dist_partition
+                           WHERE logicalrelid = $1::regclass)' INTO found_open USING grants;
+                IF found_open THEN
+                  EXECUTE 'SELECT s.shardid FROM pg_dist_shard s
+                           JOIN pg_dist_placement p ON p.shardid = s.shardid
+                           JOIN pg_dist_local_group l ON l.groupid = p.groupid
+                           WHERE s.logicalrelid = $1::regclass LIMIT 1' INTO shard USING grants;
+                  IF shard IS NULL THEN RETURN false; END IF;
+                  grants := '{PRIVATE}.' || quote_ident('breakglass_grant_' || shard);
+                END IF;
+              END IF;
+              -- No percent sign in this text: schema editors format their statements.
+              EXECUTE 'SELECT EXISTS (SELECT 1 FROM ' || grants || ' g WHERE g.id = $1
+                  AND g.closed_at IS NULL AND g.expires_at > statement_timestamp())'
+                INTO found_open USING grant_id;
+              RETURN found_open;
             END $$""",
         # The audit log's only door. The database fills in time, pid and transaction; the
         # caller's fields must carry the application's signature.
@@ -213,11 +238,14 @@ def _functions_sql(schema: str) -> list[str]:
         f"""CREATE OR REPLACE FUNCTION {PRIVATE}.close_breakglass(p_grant bigint, p_mac text)
             RETURNS void
             LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+            -- A value, not clock_timestamp() in the UPDATE: Citus refuses volatile functions
+            -- in an UPDATE of its tables (the grants are a reference table there).
+            DECLARE closed timestamptz := clock_timestamp();
             BEGIN
               IF NOT {PRIVATE}.mac_ok(concat_ws(E'\\x1f', 'close', p_grant::text), p_mac) THEN
                 RAISE EXCEPTION 'not signed by the application' USING ERRCODE = '42501';
               END IF;
-              UPDATE {PRIVATE}.breakglass_grant SET closed_at = clock_timestamp()
+              UPDATE {PRIVATE}.breakglass_grant SET closed_at = closed
                 WHERE id = p_grant AND closed_at IS NULL;
             END $$""",
         f"REVOKE ALL ON ALL FUNCTIONS IN SCHEMA {PRIVATE} FROM PUBLIC",
@@ -267,13 +295,14 @@ def as_one_statement_on_citus_or_not(
 
 
 def _copy_to_workers(cursor, *, inner: bytes, outer: bytes) -> None:
-    """On a Citus coordinator: the key (and an empty grant table) on each worker too.
+    """On a Citus coordinator: the key on each worker too.
 
     The policies on the shards call the verifier on the workers, inside the shard's query,
-    where Citus refuses to read a reference table; so the private tables are plain tables on
-    every node, and `tenants distribute` copies the key (run it again after a key change;
-    `tenants check` compares the copies). Break-glass grants stay on the
-    coordinator: on a worker the break-glass policies see none (docs/citus.md).
+    where Citus refuses to read a reference table; so the key is a plain table on every node,
+    and `tenants distribute` copies it (run it again after a key change; `tenants check`
+    compares the copies). The break-glass grants are a reference table instead (written
+    with their audit row, by 2PC, on every node), which the verifier reads through this
+    node's shard (breakglass_open above; docs/citus.md).
     """
     cursor.execute("SELECT to_regproc('pg_catalog.citus_is_coordinator') IS NOT NULL")
     if not cursor.fetchone()[0]:
@@ -281,12 +310,12 @@ def _copy_to_workers(cursor, *, inner: bytes, outer: bytes) -> None:
     cursor.execute("SELECT citus_is_coordinator()")
     if not cursor.fetchone()[0]:
         return
-    tables = [s for s in _functions_sql("public") if s.startswith("CREATE TABLE")]
+    tables = [s for s in _functions_sql("public") if s.startswith(KEY_TABLE_DDL)]
     # The schema itself (and its privileges) Citus propagates from the coordinator, and
     # refuses to have changed on a worker.
     statements = [
         *tables,
-        f"REVOKE ALL ON ALL TABLES IN SCHEMA {PRIVATE} FROM PUBLIC",
+        f"REVOKE ALL ON {PRIVATE}.scope_key FROM PUBLIC",
         f"INSERT INTO {PRIVATE}.scope_key (id, inner_pad, outer_pad) VALUES (1, "
         f"decode('{inner.hex()}', 'hex'), decode('{outer.hex()}', 'hex')) "
         "ON CONFLICT (id) DO UPDATE SET inner_pad = EXCLUDED.inner_pad, "
