@@ -11,7 +11,8 @@ Everything PostgreSQL checks lives here, in one place:
   audit log; both demand the application's signature, and the database itself fills in the time,
   the backend pid and the transaction id.
 - A break-glass grant is a committed row; the break-glass role's policy admits rows only while the
-  transaction carries a signed scope naming an open grant.
+  transaction carries a signed scope naming an open grant. Where Citus is installed the policy is
+  every role's (no role switch there) and the grants are a reference table (docs/citus.md).
 
 `install()` creates or refreshes all of it (idempotent; run by `migrate` and `tenants setup` as the
 owner). Policies of tenant and global tables are built from the predicates below.
