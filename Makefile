@@ -63,11 +63,12 @@ test: tools $(STAMP) .env lint
 	$(BIN)/python -m pytest
 
 # A coordinator and two workers (scripts/citus-cluster; Citus built once into a cached copy of
-# the embedded PostgreSQL), a fresh test database on all three, and the ORM fail-closed matrix
-# and the red-team suite against it, and tests/citus (a tenant moved to its own worker under
-# load) (docs/citus.md; known gaps are strict xfails there, in
+# the embedded PostgreSQL), a fresh test database on all three, and the ORM fail-closed matrix,
+# the red-team suite, the break-glass tests and tests/citus (a tenant moved to its own worker
+# under load) against it (docs/citus.md; known gaps are strict xfails there, in
 # tests/conftest.py). The cluster is stopped afterwards, whatever the result.
-CITUS_SUITES := tests/tenants/test_orm_fail_closed.py tests/rls/test_rls_red_team.py tests/citus
+CITUS_SUITES := tests/tenants/test_orm_fail_closed.py tests/rls/test_rls_red_team.py \
+  tests/rls/test_rls_breakglass.py tests/citus
 test-citus: tools $(STAMP) .env
 	scripts/citus-cluster start ameide
 	scripts/citus-cluster dropdb test_citus_suite
