@@ -42,12 +42,16 @@ overwritten. Prints the archive's SHA-256 (pass it to `import --sha256`).
 
 IMPORT_HELP = """\
 Create a tenant from an archive of `tenants export`. Every count and checksum is verified
-before anything is written; then the tenant and all rows are inserted in one transaction,
-read back and compared with the manifest, and rolled back on any difference. Ids are kept
-when none is in use here and the id sequence already passed them (e.g. after a purge);
-otherwise the table's rows get new ids, in the same order, and foreign keys are rewritten.
+before anything is written; then the tenant, all rows and the audit history are inserted in
+one transaction, read back and compared with the manifest, and rolled back on any difference.
+Ids are kept wherever this database has them free; a taken id is renumbered (the mapping is
+printed; --json lists it in full) and keys to it rewritten, or, with --keep-ids, the import
+is refused. The tenant and created users keep their id only where it was never used here.
+The history comes back marked as imported (its `imported_from` is the archive's SHA-256).
 Users missing here are created without a usable password.
 """
+
+RENUMBERED_SHOWN = 20  # per id space in the text output
 
 EXEC_HELP = """\
 Run another management command with SLUG as the current tenant, e.g.
@@ -147,6 +151,12 @@ class LifecycleSubcommands:
         restore.add_argument(
             "--sha256", default="", help="Refuse unless the file has this SHA-256."
         )
+        restore.add_argument(
+            "--keep-ids",
+            action="store_true",
+            help="Refuse (write nothing) when an id of the tenant's rows is taken here, "
+            "instead of renumbering it.",
+        )
         restore.add_argument("--json", action="store_true", help="Print the summary as JSON.")
 
         usage = sub.add_parser(
@@ -218,7 +228,16 @@ class LifecycleSubcommands:
         self._emit(summary.as_dict(), as_json=json, text="\n".join(lines))
 
     def do_import(
-        self, *, file, slug=None, external_id=None, name=None, sha256="", json=False, **_
+        self,
+        *,
+        file,
+        slug=None,
+        external_id=None,
+        name=None,
+        sha256="",
+        keep_ids=False,
+        json=False,
+        **_,
     ):
         summary = tenant_import(
             path=Path(file),
@@ -226,6 +245,7 @@ class LifecycleSubcommands:
             external_id=external_id,
             name=name,
             expect_sha256=sha256,
+            keep_ids=keep_ids,
             progress=self._progress(),
         )
         lines = [f"imported {summary.file} as tenant {summary.tenant} (from {summary.source})"]
@@ -234,6 +254,16 @@ class LifecycleSubcommands:
             for label, t in summary.tables.items()
         ]
         lines.append(f"  {'users created':<32} {summary.users_created:>9}")
+        lines.append(f"  {'audit events (history)':<32} {summary.audit_events:>9}")
+        for label, outcome in summary.ids.items():
+            changed = outcome["renumbered"]
+            if not changed:
+                continue
+            lines.append(f"  {label}: {len(changed)} id(s) renumbered (archive -> here):")
+            shown = list(changed.items())[:RENUMBERED_SHOWN]
+            lines += [f"    {old} -> {new}" for old, new in shown]
+            if len(changed) > len(shown):
+                lines.append(f"    ... {len(changed) - len(shown)} more (--json lists all)")
         self._emit(summary.as_dict(), as_json=json, text="\n".join(lines))
 
     def do_usage(self, *, slug=None, json=False, **_):
