@@ -226,8 +226,9 @@ def _functions_sql(schema: str) -> list[str]:
                 WHERE id = p_grant AND closed_at IS NULL;
             END $$""",
         # An import keeps archived ids only where the table's sequence can never hand them
-        # out: this moves the sequence of `schema.table` up to p_to (never down, never past half
-        # its range) and returns the highest id it had handed out before, and that ceiling.
+        # out: this moves the sequence of `schema.table` up to p_to (never down, and not at all
+        # past half its range) and returns the highest id it had handed out before, and that
+        # ceiling.
         # ALTER SEQUENCE waits for every transaction that has taken an id from the sequence
         # and keeps nextval() out until it is done (read, then move: nothing can come between).
         f"""CREATE OR REPLACE FUNCTION {PRIVATE}.reserve_ids(
@@ -253,8 +254,8 @@ def _functions_sql(schema: str) -> list[str]:
               EXECUTE 'SELECT last_value, is_called FROM ' || seq::text INTO last_id, called;
               handed_out := CASE WHEN called THEN last_id ELSE last_id - 1 END;
               id_ceiling := seq_max / 2;
-              IF least(p_to, id_ceiling) > handed_out THEN
-                PERFORM setval(seq, least(p_to, id_ceiling), true);
+              IF p_to > handed_out AND p_to <= id_ceiling THEN
+                PERFORM setval(seq, p_to, true);
               END IF;
               RETURN NEXT;
             END $$""",

@@ -19,10 +19,11 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from django.db import connection
+from django.db import DatabaseError, connection
 
 from tenants.audit import IMPORT_AUDIT_SQL, imported_event_params, is_clean
 from tenants.context import tenant_context
+from tenants.exceptions import ArchiveInvalid
 from tenants.lifecycle.ids import IdPlan, in_archive_order
 from tenants.lifecycle.progress import Progress, no_progress
 from tenants.lifecycle.tables import TableDigest, canonical_line, encode_value
@@ -86,6 +87,16 @@ def restore_history(
 ) -> None:
     """Insert the archive's audit rows as imported events of `tenant` (created by the import
     in the current transaction), each with the id `new_id` gives it."""
+    try:
+        _restore(rows, tenant=tenant, new_id=new_id, archive_sha256=archive_sha256, total=total,
+                 progress=progress)  # fmt: skip
+    except DatabaseError as exc:
+        # The database's own checks (tenants.db.wall.import_audit): a future date, a bad
+        # value. The transaction is rolled back by the caller.
+        raise ArchiveInvalid(f"audit history refused by the database: {exc}") from None
+
+
+def _restore(rows, *, tenant, new_id, archive_sha256, total, progress) -> None:
     batch: list[list] = []
     with connection.cursor() as cursor:
         for row in progress(rows, total=total, desc="import audit history"):

@@ -32,7 +32,14 @@ from tenants.context import no_tenant, tenant_context
 from tenants.exceptions import ArchiveInvalid, ImportMismatch, LifecycleError
 from tenants.lifecycle.archive import VerifiedArchive, VerifiedTable, verify_archive
 from tenants.lifecycle.history import restore_history, restored_digest
-from tenants.lifecycle.ids import IdPlan, IdSpace, in_archive_order, plan, reserve
+from tenants.lifecycle.ids import (
+    IdPlan,
+    IdSpace,
+    in_archive_order,
+    plan,
+    refuse_taken,
+    reserve,
+)
 from tenants.lifecycle.portable import ImportRefs, existing_user, user_ref_of
 from tenants.lifecycle.progress import Progress, no_progress
 from tenants.lifecycle.tables import TableDigest, canonical_line, encode_value, tenant_tables
@@ -95,6 +102,8 @@ def tenant_import(
         tables = sorted(archive.tables, key=lambda v: order[v.table.label])
         spaces = _id_spaces(archive, tables)
         with _one_import_at_a_time():
+            if keep_ids:
+                refuse_taken(spaces)
             watermarks = reserve(spaces)
             with transaction.atomic():
                 ids = plan(spaces, watermarks, keep_ids=keep_ids)
@@ -187,7 +196,7 @@ def _id_spaces(archive: VerifiedArchive, tables: list[VerifiedTable]) -> list[Id
         )
     return [
         IdSpace(label=TENANT, model=Tenant, ids=[source_id], never_reused=True),
-        IdSpace(label=USERS, model=get_user_model(), ids=missing, never_reused=True),
+        IdSpace(label=USERS, model=get_user_model(), ids=missing),
         *(
             IdSpace(label=v.table.label, model=v.table.model, ids=v.ids, tenant_rows=True)
             for v in tables
