@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+import time
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +28,7 @@ from tenants.db.signing import signed_fields
 from tenants.lifecycle.archive import manifest_digest
 from tenants.lifecycle.tables import canonical_line
 from tenants.models import AuditEvent, Tenant
+from tests.rls.support import owner_execute, plain_connection
 from tests.tenants.cli_support import content, database_state, refused, tenants
 from workflows.models import Workflow, WorkflowRun
 
@@ -237,6 +240,47 @@ def test_an_id_in_a_block_a_process_holds_is_never_kept(target, tmp_path):
         for number in range(sequences.BLOCK + 2):
             services.tenant_create(slug=f"t{number}", name="T")
         assert Tenant.objects.count() == sequences.BLOCK + 3
+
+
+@COMMITTED
+def test_a_sequence_moves_only_after_the_transactions_holding_its_ids(db):
+    """An id handed to a transaction that is still running is in no table yet: reserve_ids
+    waits for that transaction, so an import then sees its row (or its rollback), and no
+    nextval() can come between the reading and the moving of the sequence."""
+    sequence = "SELECT nextval(pg_get_serial_sequence('workflows_workflow', 'id'))"
+    result = {}
+
+    def reserve(to: int) -> None:
+        try:
+            result["mark"] = sequences.reserve_through(
+                table="workflows_workflow", column="id", to=to
+            )
+        finally:
+            connections.close_all()
+
+    with plain_connection(as_owner=True) as holder, holder.transaction():
+        held = holder.execute(sequence).fetchone()[0]
+        thread = threading.Thread(target=reserve, args=(held + 10,))
+        thread.start()
+        _wait_for_a_lock_wait("reserve_ids")
+        assert thread.is_alive() and "mark" not in result
+    thread.join(timeout=60)
+    assert result["mark"].handed_out == held
+    assert owner_execute(sequence)[0][0] == held + 11
+
+
+def _wait_for_a_lock_wait(query_part: str) -> None:
+    """Until a backend running `query_part` waits for a lock (polled, no fixed delay)."""
+    for _ in range(600):
+        waiting = owner_execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND query LIKE %s",
+            [f"%{query_part}%"],
+        )
+        if waiting[0][0]:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no backend running {query_part} ever waited for a lock")
 
 
 def _rewrite_manifest(source: Path, path: Path, **changes) -> None:
