@@ -126,7 +126,7 @@ def reserve(spaces: list[IdSpace]) -> dict[str, Watermark | None]:
     that inserts of other tenants wait for no longer than the move of each sequence)."""
     watermarks: dict[str, Watermark | None] = {}
     for space in spaces:
-        if space.always_new:
+        if space.always_new or not space.ids:  # nothing to keep: no sequence to hold still
             continue
         if _sequence(space) is None:
             watermarks[space.label] = None
@@ -140,27 +140,40 @@ def reserve(spaces: list[IdSpace]) -> dict[str, Watermark | None]:
 
 
 @contextmanager
-def _scope_to_read(space: IdSpace) -> Iterator[None]:
-    if space.tenant_rows:
-        with unscoped(reason=f"tenants import: which archived ids of {space.label} are in use"):
+def _scope_to_read(tenant_rows: bool) -> Iterator[None]:
+    if tenant_rows:
+        with unscoped(reason="tenants import: which archived ids are in use"):
             yield
     else:
         with no_tenant():  # global rows: the global scope sees them all
             yield
 
 
-def _in_use(space: IdSpace, ids: list[Any]) -> set[Any]:
+def _in_use(spaces: list[IdSpace]) -> dict[str, set[Any]]:
+    """The archived ids that rows of this database have, per space: one cross-tenant read
+    (audited) for the tenant tables, the global scope for the rest."""
+    taken: dict[str, set[Any]] = {}
+    for tenant_rows in (True, False):
+        group = [s for s in spaces if s.tenant_rows is tenant_rows and s.ids]
+        if not group:
+            continue
+        with _scope_to_read(tenant_rows), connection.cursor() as cursor:
+            for space in group:
+                taken[space.label] = _found(cursor, space)
+    return taken
+
+
+def _found(cursor, space: IdSpace) -> set[Any]:
     quote = connection.ops.quote_name
     pk = space.model._meta.pk
-    values = [pk.get_db_prep_value(pk.to_python(v), connection) for v in ids]
-    with _scope_to_read(space), connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {quote(space.column)} FROM {quote(space.table)} "
-            f"WHERE {quote(space.column)} = ANY(%s)",
-            [values],
-        )
-        found = {row[0] for row in cursor.fetchall()}
-    return {v for v in ids if pk.to_python(v) in found}
+    values = [pk.get_db_prep_value(pk.to_python(v), connection) for v in space.ids]
+    cursor.execute(
+        f"SELECT {quote(space.column)} FROM {quote(space.table)} "
+        f"WHERE {quote(space.column)} = ANY(%s)",
+        [values],
+    )
+    found = {row[0] for row in cursor.fetchall()}
+    return {v for v in space.ids if pk.to_python(v) in found}
 
 
 def _fresh_ids(space: IdSpace, count: int) -> list[int]:
@@ -176,14 +189,13 @@ def refuse_taken(spaces: list[IdSpace]) -> None:
     """For `keep_ids`, before step 1: refuse when an id of the tenant's rows cannot be kept
     (plan() checks again inside the transaction)."""
     refused = []
-    for space in spaces:
-        if space.tenant_rows and space.ids:
-            ceiling = _ceiling(space) if _sequence(space) else None
-            lost = _in_use(space, space.ids) | {
-                i for i in space.ids if ceiling is not None and i > ceiling
-            }
-            if lost:
-                refused.append(f"{space.label} ids {_some(lost)}")
+    tenant_spaces = [s for s in spaces if s.tenant_rows and s.ids]
+    taken = _in_use(tenant_spaces)
+    for space in tenant_spaces:
+        ceiling = _ceiling(space) if _sequence(space) else None
+        lost = taken[space.label] | {i for i in space.ids if ceiling is not None and i > ceiling}
+        if lost:
+            refused.append(f"{space.label} ids {_some(lost)}")
     if refused:
         raise IdsTaken(_refusal(refused))
 
@@ -201,6 +213,7 @@ def plan(
     """Steps 2 and 3, inside the import's transaction, after reserve()."""
     plans: dict[str, IdPlan] = {}
     refused: list[str] = []
+    taken_ids = _in_use([s for s in spaces if not s.always_new])
     for space in spaces:
         if not space.ids:
             plans[space.label] = IdPlan()
@@ -209,7 +222,7 @@ def plan(
             fresh = _fresh_ids(space, len(space.ids))
             plans[space.label] = IdPlan(renumbered=dict(zip(space.ids, fresh, strict=True)))
             continue
-        taken = _in_use(space, space.ids)
+        taken = taken_ids[space.label]
         mark = watermarks[space.label]
         if mark is None:
             if taken:

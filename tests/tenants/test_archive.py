@@ -1,5 +1,5 @@
 """`tenants export` and `tenants import`: the archive, the lossless round trip, ids kept or
-remapped, and tampered or unusable archives refused with nothing written."""
+renumbered, and tampered or unusable archives refused with nothing written."""
 
 from __future__ import annotations
 
