@@ -455,3 +455,16 @@ def test_ids_past_half_the_range_are_renumbered(crafted):
     with connection.cursor() as cursor:
         cursor.execute("SELECT last_value FROM accounts_membership_id_seq")
         assert cursor.fetchone()[0] < 2**62
+
+
+def test_the_text_output_names_each_renumbered_id(crafted, alpha_with_history):
+    """Beside the original, every id of the copy is taken: each change is printed."""
+    workflows = ids_of(alpha_with_history["a"])["workflows"]
+    out, _ = tenants("import", str(crafted), "--slug", "alpha-copy")
+    copy = Tenant.objects.get(slug="alpha-copy")
+    assert "workflows.workflow: 3 id(s) renumbered (archive -> here):" in out
+    new = ids_of(copy)["workflows"]
+    for old, fresh in zip(workflows, new, strict=True):
+        assert f"    {old} -> {fresh}\n" in out
+    assert "tenants.tenant: 1 id(s) renumbered (archive -> here):\n    " in out
+    assert "audit events (history)" in out
