@@ -90,15 +90,17 @@ def in_database(name: str) -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def target_database(django_db_setup, django_db_blocker) -> Iterator[str]:
-    """Another database, a copy of the freshly migrated test database (roles, wall, key)."""
-    source = connections["default"].settings_dict["NAME"]
-    name = f"{source}_target"
+    """Another database on the same server, created empty and migrated as a new install's
+    would be (not copied from the test database: a copy needs that one idle)."""
+    name = f"{connections['default'].settings_dict['NAME']}_target"
     quote = connections["owner"].ops.quote_name
     with django_db_blocker.unblock():
         _close_all()
         with connections["owner"]._nodb_cursor() as cursor:
             cursor.execute(f"DROP DATABASE IF EXISTS {quote(name)} WITH (FORCE)")
-            cursor.execute(f"CREATE DATABASE {quote(name)} TEMPLATE {quote(source)}")
+            cursor.execute(f"CREATE DATABASE {quote(name)}")
+        with in_database(name):
+            call_command("migrate", interactive=False, verbosity=0)
     yield name
     with django_db_blocker.unblock():
         _close_all()
