@@ -13,7 +13,7 @@ from django.core.management.base import CommandError
 from tenants import selectors
 from tenants.lifecycle.execution import run_in_tenant
 from tenants.lifecycle.exporting import tenant_export
-from tenants.lifecycle.importing import tenant_import
+from tenants.lifecycle.importing import AUDIT, tenant_import
 from tenants.lifecycle.progress import Progress, no_progress
 from tenants.lifecycle.purge import tenant_purge
 from tenants.lifecycle.status import tenant_transition
@@ -225,6 +225,7 @@ class LifecycleSubcommands:
         lines = [f"exported tenant {slug} to {summary.file}", f"sha256 {summary.sha256}"]
         lines += [f"  {label:<32} {t['rows']:>9} rows" for label, t in summary.tables.items()]
         lines.append(f"  {'users referenced':<32} {summary.users:>9}")
+        lines.append(f"  {'audit events (history)':<32} {summary.audit_events:>9}")
         self._emit(summary.as_dict(), as_json=json, text="\n".join(lines))
 
     def do_import(
@@ -258,6 +259,9 @@ class LifecycleSubcommands:
         for label, outcome in summary.ids.items():
             changed = outcome["renumbered"]
             if not changed:
+                continue
+            if label == AUDIT:  # always all of them, in order: the count says it
+                lines.append(f"  {label}: the history's {len(changed)} events got new ids")
                 continue
             lines.append(f"  {label}: {len(changed)} id(s) renumbered (archive -> here):")
             shown = list(changed.items())[:RENUMBERED_SHOWN]
