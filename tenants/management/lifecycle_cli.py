@@ -34,8 +34,9 @@ a cross-tenant read.
 EXPORT_HELP = """\
 Write one tenant's rows (every tenant model, in foreign-key order) to a zip archive:
 manifest.json (format version, source tenant, per table: row count and SHA-256 over the
-canonical rows sorted by id), one JSON-lines file per table, and users.jsonl (the users the
-rows refer to, by issuer+subject or username, so another database can map them). The
+canonical rows sorted by id), one JSON-lines file per table, users.jsonl (the users the
+rows refer to, by issuer+subject or username, so another database can map them) and
+audit.jsonl (the tenant's audit history, which import brings back marked as imported). The
 archive is read from one snapshot; the file appears only when complete and is never
 overwritten. Prints the archive's SHA-256 (pass it to `import --sha256`).
 """
@@ -46,7 +47,7 @@ before anything is written; then the tenant, all rows and the audit history are 
 one transaction, read back and compared with the manifest, and rolled back on any difference.
 Ids are kept wherever this database has them free; a taken id is renumbered (the mapping is
 printed; --json lists it in full) and keys to it rewritten, or, with --keep-ids, the import
-is refused. The tenant and created users keep their id only where it was never used here.
+is refused. The tenant keeps its id only where this database never handed it out.
 The history comes back marked as imported (its `imported_from` is the archive's SHA-256).
 Users missing here are created without a usable password.
 """
