@@ -66,6 +66,10 @@ class ImportMismatch(ArchiveInvalid):
     """The rows read back after an import differ from the archive; the import was rolled back."""
 
 
+class IdsTaken(LifecycleError):
+    """`import --keep-ids`: archived ids are taken in this database; nothing was written."""
+
+
 class CommandInTenantFailed(LifecycleError):
     """The command ran in the tenant and failed with a tenancy error."""
 

@@ -41,7 +41,12 @@ CALLABLE = (
     "record_audit(text, text, text, bigint, text, text, text, text, text)",
     "open_breakglass(text, text, bigint, text, text, bigint, text, text)",
     "close_breakglass(bigint, text)",
+    "reserve_ids(text, text, bigint, text)",
+    "import_audit(bigint, text, text, text, text, bigint, text, text, text, text, text)",
 )
+# How long an import waits for the transactions that hold ids of a sequence (reserve_ids);
+# past it the import stops with nothing written, to be run again.
+IMPORT_LOCK_TIMEOUT = "10s"
 
 
 def _scope(kind: str, *, inline: bool) -> str:
@@ -248,6 +253,89 @@ def _functions_sql(schema: str) -> list[str]:
               END IF;
               UPDATE {PRIVATE}.breakglass_grant SET closed_at = closed
                 WHERE id = p_grant AND closed_at IS NULL;
+            END $$""",
+        # An import keeps archived ids only where the table's sequence can never hand them
+        # out: this moves the sequence of `schema.table` up to p_to (never down, and not at all
+        # past half its range) and returns the highest id it had handed out before, and that
+        # ceiling.
+        # ALTER SEQUENCE waits for every transaction that has taken an id from the sequence
+        # and keeps nextval() out until it is done (read, then move: nothing can come between).
+        f"""CREATE OR REPLACE FUNCTION {PRIVATE}.reserve_ids(
+              p_table text, p_column text, p_to bigint, p_mac text)
+            RETURNS TABLE (handed_out bigint, id_ceiling bigint)
+            LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+            SET lock_timeout = '{IMPORT_LOCK_TIMEOUT}' AS $$
+            DECLARE seq regclass; seq_max bigint; last_id bigint; called boolean;
+            BEGIN
+              IF NOT {PRIVATE}.mac_ok(concat_ws(E'\\x1f', 'reserve_ids', p_table, p_column,
+                   p_to::text), p_mac) THEN
+                RAISE EXCEPTION 'id reservation not signed by the application'
+                  USING ERRCODE = '42501';
+              END IF;
+              -- (No percent sign in these bodies: the driver would read it as a placeholder.)
+              seq := pg_get_serial_sequence('{schema}.' || quote_ident(p_table), p_column)::regclass;
+              IF seq IS NULL THEN
+                RAISE EXCEPTION USING ERRCODE = '22023',
+                  MESSAGE = p_table || '.' || p_column || ' has no id sequence';
+              END IF;
+              EXECUTE 'ALTER SEQUENCE ' || seq::text || ' NO CYCLE';
+              SELECT s.seqmax INTO seq_max FROM pg_sequence s WHERE s.seqrelid = seq;
+              EXECUTE 'SELECT last_value, is_called FROM ' || seq::text INTO last_id, called;
+              handed_out := CASE WHEN called THEN last_id ELSE last_id - 1 END;
+              id_ceiling := seq_max / 2;
+              IF p_to > handed_out AND p_to <= id_ceiling THEN
+                PERFORM setval(seq, p_to, true);
+              END IF;
+              RETURN NEXT;
+            END $$""",
+        # The one door for audit history that another database recorded (tenants import).
+        # Whatever the caller signed, such a row: is marked with the archive's SHA-256, so it
+        # never passes for history made here; belongs to a tenant created in this very
+        # transaction (its native tenant.create row has this txid), so it can be attached
+        # neither to an existing tenant nor to the platform, nor replayed later; takes that
+        # tenant's slug; is not dated in the future; and keeps an id the sequence has passed.
+        f"""CREATE OR REPLACE FUNCTION {PRIVATE}.import_audit(
+              p_id bigint, p_at text, p_action text, p_actor text, p_acting_as text,
+              p_tenant bigint, p_reason text, p_request text, p_details text, p_archive text,
+              p_mac text)
+            RETURNS void
+            LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+            DECLARE slug text; seq regclass; last_id bigint;
+            BEGIN
+              IF NOT {PRIVATE}.mac_ok(concat_ws(E'\\x1f', 'import_audit', p_id::text,
+                   p_at, p_action, p_actor, p_acting_as, coalesce(p_tenant::text, ''),
+                   p_reason, p_request, p_details, p_archive), p_mac) THEN
+                RAISE EXCEPTION 'imported audit row not signed by the application'
+                  USING ERRCODE = '42501';
+              END IF;
+              IF p_archive IS NULL OR p_archive !~ '^[0-9a-f]{{64}}$' THEN
+                RAISE EXCEPTION 'an imported audit row names its archive' USING ERRCODE = '22023';
+              END IF;
+              IF p_tenant IS NULL OR NOT EXISTS (
+                   SELECT 1 FROM {audit} a WHERE a.tenant_id = p_tenant
+                   AND a.action = 'tenant.create' AND a.imported_from = ''
+                   AND a.txid = txid_current()) THEN
+                RAISE EXCEPTION 'imported history belongs only to a tenant created by the import'
+                  USING ERRCODE = '42501';
+              END IF;
+              IF p_at::timestamptz > clock_timestamp() THEN
+                RAISE EXCEPTION USING ERRCODE = '22023',
+                  MESSAGE = 'an imported audit event is dated in the future: ' || p_at;
+              END IF;
+              seq := pg_get_serial_sequence('{audit}', 'id')::regclass;
+              EXECUTE 'SELECT last_value FROM ' || seq::text INTO last_id;
+              IF p_id IS NULL OR p_id > last_id THEN
+                RAISE EXCEPTION USING ERRCODE = '22023',
+                  MESSAGE = 'audit id ' || coalesce(p_id::text, 'NULL')
+                    || ' is above its sequence (' || last_id || '): not reserved';
+              END IF;
+              SELECT t.slug INTO slug FROM {schema}.tenants_tenant t WHERE t.id = p_tenant;
+              INSERT INTO {audit}
+                (id, at, actor, acting_as, action, tenant_id, tenant_slug, reason, request_id,
+                 details, txid, pid, imported_from)
+                VALUES (p_id, p_at::timestamptz, p_actor, p_acting_as, p_action, p_tenant, coalesce(slug, ''),
+                        p_reason, p_request, p_details::jsonb, txid_current(), pg_backend_pid(),
+                        p_archive);
             END $$""",
         f"REVOKE ALL ON ALL FUNCTIONS IN SCHEMA {PRIVATE} FROM PUBLIC",
     ]
