@@ -66,5 +66,14 @@ class ImportMismatch(ArchiveInvalid):
     """The rows read back after an import differ from the archive; the import was rolled back."""
 
 
+class IdsTaken(LifecycleError):
+    """`import --keep-ids`: archived ids are taken in this database; nothing was written."""
+
+
 class CommandInTenantFailed(LifecycleError):
     """The command ran in the tenant and failed with a tenancy error."""
+
+
+class NodeMoveFailed(LifecycleError):
+    """A Citus step of `tenants move --to node` failed; the steps before it stay done and
+    running the command again finishes the move."""

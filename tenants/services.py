@@ -16,7 +16,11 @@ from tenants.models import Tenant
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 
-def tenant_create(*, slug: str, name: str, external_id: str | None = None) -> Tenant:
+def tenant_create(
+    *, slug: str, name: str, external_id: str | None = None, pk: int | None = None
+) -> Tenant:
+    """Create a tenant and its `tenant.create` audit row. `pk`: an id the caller reserved
+    (an import keeping the archive's, tenants.lifecycle.ids); default: the next one."""
     if not SLUG_RE.match(slug or ""):
         raise TenantInputError(
             f"Invalid slug {slug!r}: use 1-63 lowercase letters, digits and inner hyphens."
@@ -26,7 +30,12 @@ def tenant_create(*, slug: str, name: str, external_id: str | None = None) -> Te
     external_id = slug if external_id is None else external_id
     if not external_id or external_id != external_id.strip():
         raise TenantInputError("The external id must be non-empty and unpadded.")
-    tenant = Tenant(pk=next_id(model=Tenant), slug=slug, name=name.strip(), external_id=external_id)
+    tenant = Tenant(
+        pk=next_id(model=Tenant) if pk is None else pk,
+        slug=slug,
+        name=name.strip(),
+        external_id=external_id,
+    )
     try:
         _insert_with_audit(tenant=tenant)
     except IntegrityError:

@@ -14,6 +14,7 @@ from django.utils.module_loading import import_string
 
 from tenants import selectors, services
 from tenants.actor import acting
+from tenants.citus.nodes import tenant_shards
 from tenants.citus.verify import citus_findings
 from tenants.db.catalog import audit_database, audit_process
 from tenants.db.owner import OWNER_ALIAS, owner_alias
@@ -97,13 +98,25 @@ class Command(*EXTENSIONS, LifecycleSubcommands, CitusSubcommands, BaseCommand):
 
     def do_list(self, *, json=False, **_):
         tenants = [tenant_dict(t) for t in selectors.tenant_list()]
-        lines = [f"{'slug':<24} {'status':<10} name"]
-        lines += [f"{t['slug']:<24} {t['status']:<10} {t['name']}" for t in tenants]
+        # On Citus, each tenant's node: one query on Citus's metadata for all of them.
+        shards = tenant_shards(tenant_ids=[t["id"] for t in tenants])
+        for t in tenants:
+            if t["id"] in shards:
+                t["citus"] = shards[t["id"]].as_dict()
+        node = (lambda t: f" {_node(t):<28}") if shards else (lambda t: "")
+        header = f" {'node':<28}" if shards else ""
+        lines = [f"{'slug':<24} {'status':<10}{header} name"]
+        lines += [f"{t['slug']:<24} {t['status']:<10}{node(t)} {t['name']}" for t in tenants]
         self._emit(tenants, as_json=json, text="\n".join(lines) if tenants else "(no tenants)")
 
     def do_show(self, *, slug, json=False, **_):
         tenant = tenant_dict(selectors.tenant_get(slug=slug))
-        text = "\n".join(f"{k}: {v}" for k, v in tenant.items())
+        shard = tenant_shards(tenant_ids=[tenant["id"]]).get(tenant["id"])
+        if shard is not None:
+            tenant["citus"] = shard.as_dict()
+        text = "\n".join(f"{k}: {v}" for k, v in tenant.items() if k != "citus")
+        if shard is not None:
+            text += f"\nnode: {_node(tenant)} (Citus shard {shard.shard_id})"
         self._emit(tenant, as_json=json, text=text)
 
     def _set_status(self, *, slug, reason, status, json=False):
@@ -145,3 +158,11 @@ class Command(*EXTENSIONS, LifecycleSubcommands, CitusSubcommands, BaseCommand):
                 self.stdout.write("tenancy check: database is clean")
         if unsafe:
             sys.exit(1)
+
+
+def _node(tenant: dict) -> str:
+    """`host:port (own shard)` or `host:port`: where a tenant's rows are on Citus."""
+    citus = tenant.get("citus")
+    if citus is None:
+        return "-"
+    return citus["node"] + (" (own shard)" if citus["own_shard"] else "")
