@@ -1,0 +1,93 @@
+"""Dedicated databases of the test session: `near` on the test database's own server and `far`
+on the other one (the embedded PostgreSQL and the machine's PostgreSQL on 127.0.0.1:5432 are
+two servers; whichever DATABASE_URL names, `far` is the other).
+
+Unless AMEIDE_DATABASES is already set, the session names both in it (the owner's addresses,
+as in development: the runtime role logs in to them as AMEIDE_APP_ROLE), so that child
+processes (manage.py, gunicorn) and the owner aliases see the same databases. Each is a test
+database of its own: AMEIDE_TEST_PLACED_PREFIX (default `<test database>_placed_`) + name.
+AMEIDE_TEST_FAR_URL overrides the other server's address (its database name is replaced).
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+
+import environ
+from django.db import connections
+
+from ameide.database import dedicated_alias, dedicated_database_settings, owner_settings
+from ameide.embedded_db import database_url as embedded_url
+from tenants.models import Placement, Tenant
+from tenants.placement import databases
+
+NEAR, FAR = "near", "far"
+ALIASES = [dedicated_alias(NEAR), dedicated_alias(FAR)]
+# The databases tests touching placed tenants name (pytest.mark.django_db(databases=...)).
+DATABASES = ["default", *ALIASES]
+# Pairs of placements of tenants A and B that the matrices run with: shared tables (""),
+# or a dedicated database's name.
+PAIRS = [("", ""), (FAR, ""), ("", FAR), (NEAR, FAR)]
+
+
+def _url(config: dict, *, name: str) -> str:
+    user = urllib.parse.quote(config["USER"] or "postgres")
+    password = f":{urllib.parse.quote(config['PASSWORD'])}" if config.get("PASSWORD") else ""
+    host, port = str(config.get("HOST") or ""), str(config.get("PORT") or "5432")
+    if host.startswith("/"):
+        query = urllib.parse.urlencode({"host": host, "port": port})
+        return f"postgres://{user}{password}@/{name}?{query}"
+    return f"postgres://{user}{password}@{host or '127.0.0.1'}:{port}/{name}"
+
+
+def _renamed(url: str, name: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def configure() -> None:
+    """Name `near` and `far` in AMEIDE_DATABASES and add their runtime aliases (at import of
+    tests/conftest.py, before the test databases are set up)."""
+    if not os.environ.get("AMEIDE_DATABASES"):
+        base = os.environ.get("AMEIDE_TEST_DB_NAME") or "test_ameide"
+        prefix = os.environ.get("AMEIDE_TEST_PLACED_PREFIX") or f"{base}_placed_"
+        owner = owner_settings(environ.Env())
+        near = _url(owner, name=f"{prefix}{NEAR}")
+        on_embedded = str(owner.get("HOST") or "").startswith("/")
+        far_url = os.environ.get("AMEIDE_TEST_FAR_URL") or (
+            "postgres://postgres@127.0.0.1:5432/postgres" if on_embedded else embedded_url(name="x")
+        )
+        far = _renamed(far_url, f"{prefix}{FAR}")
+        os.environ["AMEIDE_DATABASES"] = f"{NEAR}={near};{FAR}={far}"
+    added = dedicated_database_settings(environ.Env(), like=connections.settings["default"])
+    for alias, config in added.items():
+        # The URL names the test database itself: created (or re-created) and dropped as such.
+        config["TEST"] = {"NAME": config["NAME"]}
+    configured = connections.configure_settings(
+        {"default": connections.settings["default"], **added}
+    )
+    for alias in added:
+        connections.settings.setdefault(alias, configured[alias])
+
+
+def configured_aliases() -> list[str]:
+    """Every dedicated database's runtime alias in this session."""
+    return [dedicated_alias(name) for name in databases.names()]
+
+
+def make_tenant(*, slug: str, placement: str):
+    """A tenant in the shared tables ('') or in dedicated database `placement`."""
+    if not placement:
+        return Tenant.objects.create(slug=slug, external_id=slug, name=slug.title())
+    return Tenant.objects.create(
+        slug=slug,
+        external_id=slug,
+        name=slug.title(),
+        placement=Placement.DATABASE,
+        placement_name=placement,
+    )
+
+
+def pair_id(pair: tuple[str, str]) -> str:
+    return "-".join(p or "shared" for p in pair)
