@@ -103,6 +103,7 @@ def pytest_configure(config):
     from tenants.db.owner import register_owner_alias
 
     register_owner_alias()
+    dedicated.register_owner_aliases()
     settings.ADMISSION_CACHE_SECONDS = 0
 
 

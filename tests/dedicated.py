@@ -26,6 +26,8 @@ NEAR, FAR = "near", "far"
 ALIASES = [dedicated_alias(NEAR), dedicated_alias(FAR)]
 # The databases tests touching placed tenants name (pytest.mark.django_db(databases=...)).
 DATABASES = ["default", *ALIASES]
+# Transactional tests (committed rows): the owners too, whose flush empties the tables.
+COMMITTED_DATABASES = [*DATABASES, "owner", *(f"{alias}_owner" for alias in ALIASES)]
 # Pairs of placements of tenants A and B that the matrices run with: shared tables (""),
 # or a dedicated database's name.
 PAIRS = [("", ""), (FAR, ""), ("", FAR), (NEAR, FAR)]
@@ -34,7 +36,9 @@ PAIRS = [("", ""), (FAR, ""), ("", FAR), (NEAR, FAR)]
 def _url(config: dict, *, name: str) -> str:
     user = urllib.parse.quote(config["USER"] or "postgres")
     password = f":{urllib.parse.quote(config['PASSWORD'])}" if config.get("PASSWORD") else ""
-    host, port = str(config.get("HOST") or ""), str(config.get("PORT") or "5432")
+    options = config.get("OPTIONS", {})
+    host = str(options.get("host") or config.get("HOST") or "")
+    port = str(options.get("port") or config.get("PORT") or "5432")
     if host.startswith("/"):
         query = urllib.parse.urlencode({"host": host, "port": port})
         return f"postgres://{user}{password}@/{name}?{query}"
@@ -54,7 +58,8 @@ def configure() -> None:
         prefix = os.environ.get("AMEIDE_TEST_PLACED_PREFIX") or f"{base}_placed_"
         owner = owner_settings(environ.Env())
         near = _url(owner, name=f"{prefix}{NEAR}")
-        on_embedded = str(owner.get("HOST") or "").startswith("/")
+        host = owner.get("OPTIONS", {}).get("host") or owner.get("HOST") or ""
+        on_embedded = str(host).startswith("/")
         far_url = os.environ.get("AMEIDE_TEST_FAR_URL") or (
             "postgres://postgres@127.0.0.1:5432/postgres" if on_embedded else embedded_url(name="x")
         )
@@ -69,6 +74,14 @@ def configure() -> None:
     )
     for alias in added:
         connections.settings.setdefault(alias, configured[alias])
+
+
+def register_owner_aliases() -> None:
+    """The owner alias of each dedicated database for the whole session (as `owner` is), a
+    test mirror of its runtime alias: transactional tests name them in `databases`."""
+    for name in databases.names():
+        alias = databases.register_owner_alias(name)
+        connections.settings[alias]["TEST"] = {"MIRROR": dedicated_alias(name)}
 
 
 def configured_aliases() -> list[str]:

@@ -17,7 +17,7 @@ cannot follow a foreign key; the application keeps these keys whole instead:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import environ
@@ -80,8 +80,9 @@ def owner_alias(name: str) -> Iterator[str]:
     try:
         yield alias
     finally:
+        # Closed either way: an owner's session left open would keep its database busy.
+        connections[alias].close()
         if not present:
-            connections[alias].close()
             del connections[alias]
             del connections.settings[alias]
 
@@ -95,7 +96,7 @@ def set_up(*, name: str) -> list[str]:
         ]
 
 
-def migrate_all(*, write: Callable[[str], None], verbosity: int = 1) -> None:
+def migrate_all(*, stdout, verbosity: int = 1) -> None:
     """`manage.py migrate`'s second part: every dedicated database to the same state.
 
     One database after the other, each as Django's migrate (each migration in its own
@@ -103,9 +104,15 @@ def migrate_all(*, write: Callable[[str], None], verbosity: int = 1) -> None:
     """
     all_names = names()
     for number, name in enumerate(all_names, start=1):
-        write(f"Dedicated database {name} ({number}/{len(all_names)}):")
+        stdout.write(f"Dedicated database {name} ({number}/{len(all_names)}):")
         with owner_alias(name) as alias:
-            call_command(DjangoMigrate(), database=alias, interactive=False, verbosity=verbosity)
+            call_command(
+                DjangoMigrate(),
+                database=alias,
+                interactive=False,
+                verbosity=verbosity,
+                stdout=stdout,
+            )
 
 
 def lag_of(alias: str) -> list[str]:

@@ -27,6 +27,8 @@ def tenant_a(placed_tenant_a):
 @pytest.fixture
 def tenant_b(placed_tenant_b):
     return placed_tenant_b
+
+
 MISSING_ID = 987654321
 
 

@@ -22,4 +22,4 @@ class Command(DjangoMigrate):
         # migration of one alias): the dedicated databases' placed tables follow `default`.
         only_one = options.get("app_label") or options.get("plan") or options.get("prune")
         if options["database"] == OWNER_ALIAS and not only_one:
-            databases.migrate_all(write=self.stdout.write, verbosity=options["verbosity"])
+            databases.migrate_all(stdout=self.stdout, verbosity=options["verbosity"])
