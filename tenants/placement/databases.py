@@ -80,8 +80,10 @@ def owner_alias(name: str) -> Iterator[str]:
     try:
         yield alias
     finally:
-        # Closed either way: an owner's session left open would keep its database busy.
-        connections[alias].close()
+        # Closed either way (an owner's session left open keeps its database busy), unless a
+        # caller's transaction is still open on it.
+        if not connections[alias].in_atomic_block:
+            connections[alias].close()
         if not present:
             del connections[alias]
             del connections.settings[alias]
