@@ -234,9 +234,11 @@ def findings(*, using_owner: bool) -> tuple[list[str], list[str]]:
             if using_owner:
                 with owner_alias(name) as owner:
                     lag = lag_of(owner)
+                    failures.extend(_wall_findings(owner, name=name))
                     failures.extend(_stray_rows(owner, name=name, tenants=tenants))
             else:
                 lag = lag_of(alias)
+                failures.extend(_wall_findings(alias, name=name))
                 warnings.append(
                     f"dedicated database {name}: rows of other tenants not looked for "
                     "(needs the owner's address, AMEIDE_DATABASES_OWNER)"
@@ -253,6 +255,33 @@ def findings(*, using_owner: bool) -> tuple[list[str], list[str]]:
         if tenant.placement_name in known:
             failures.extend(_tenant_findings(tenant))
     return failures, warnings
+
+
+def _wall_findings(alias: str, *, name: str) -> list[str]:
+    """The wall in dedicated database `name`: the verifier, and each placed table's row level
+    security (enabled, forced, its isolation policy), read from the catalog."""
+    lines = []
+    with connections[alias].cursor() as cursor:
+        cursor.execute("SELECT to_regprocedure('ameide_private.scope_id(text)') IS NOT NULL")
+        if not cursor.fetchone()[0]:
+            lines.append(f"dedicated database {name}: the scope verifier is missing (run migrate)")
+        for model in placed_models():
+            table = model._meta.db_table
+            cursor.execute(
+                "SELECT c.relrowsecurity, c.relforcerowsecurity, EXISTS (SELECT 1 FROM "
+                "pg_policies p WHERE p.schemaname = current_schema() AND p.tablename = %s "
+                "AND p.policyname = %s) FROM pg_class c WHERE c.oid = to_regclass(%s)",
+                [table, f"{table}_rls_isolation", table],
+            )
+            row = cursor.fetchone()
+            if row is None:
+                lines.append(f"dedicated database {name}: {table} is missing (run migrate)")
+            elif not all(row):
+                lines.append(
+                    f"dedicated database {name}: {table} row level security is not enabled, "
+                    "forced and isolating (run migrate)"
+                )
+    return lines
 
 
 def _stray_rows(owner: str, *, name: str, tenants: list[Tenant]) -> list[str]:

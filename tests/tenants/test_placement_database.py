@@ -81,6 +81,17 @@ def test_a_database_the_process_does_not_know_is_refused_not_replaced_by_shared(
 
 
 @pytest.mark.django_db(databases=dedicated.DATABASES)
+def test_a_request_of_a_tenant_in_an_unknown_database_answers_503(db):
+    from rest_framework.test import APIClient
+
+    lost = dedicated.make_tenant(slug="lost", placement="nowhere")
+    client = APIClient()
+    client.force_login(make_member(tenant=lost, username="lost-user"))
+    response = client.get("/api/workflows/")
+    assert response.status_code == 503 and response.json()["code"] == "unavailable"
+
+
+@pytest.mark.django_db(databases=dedicated.DATABASES)
 @pytest.mark.parametrize("status,kept", [(200, True), (201, True), (400, False), (500, False)])
 def test_the_request_transaction_commits_a_dedicated_databases_work_only_on_success(
     far_tenant, status, kept
@@ -161,7 +172,13 @@ def test_tenants_check_is_clean_for_placed_tenants_and_names_their_problems(far_
                 [far_tenant.pk],
             )
     dedicated.make_tenant(slug="lost", placement="nowhere")
+    with connections[f"{FAR}_owner"].cursor() as cursor:  # rolled back with the test
+        cursor.execute("ALTER TABLE workflows_workflowrun NO FORCE ROW LEVEL SECURITY")
     failures, _ = databases.findings(using_owner=True)
+    assert (
+        "dedicated database far: workflows_workflowrun row level security is not enabled, "
+        "forced and isolating (run migrate)"
+    ) in failures, failures
     assert any("has rows in the shared workflows_workflow" in f for f in failures), failures
     assert any("rows that do not exist: [987654321]" in f for f in failures), failures
     assert any("'nowhere', which AMEIDE_DATABASES does not name" in f for f in failures), failures
