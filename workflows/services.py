@@ -87,7 +87,7 @@ def workflow_update(*, workflow: Workflow, **changes: Any) -> Workflow:
 def workflow_delete(*, workflow: Workflow) -> None:
     with tenant_atomic():
         run_ids = list(WorkflowRun.objects.filter(workflow=workflow).values_list("pk", flat=True))
-        RunTicket.objects.filter(run_ref__in=run_ids).delete()
+        RunTicket.objects.filter(tenant_ref=workflow.tenant_id, run_ref__in=run_ids).delete()
         audit(action="workflow.delete", obj=workflow, runs_deleted=len(run_ids))
         workflow.delete()
 
@@ -136,7 +136,7 @@ def run_cancel(*, run: WorkflowRun) -> WorkflowRun:
             run.cancel_requested = True
             run.save(update_fields=["cancel_requested"])
         else:
-            RunTicket.objects.filter(run_ref=run.pk).delete()
+            RunTicket.objects.filter(tenant_ref=run.tenant_id, run_ref=run.pk).delete()
             run.status = WorkflowRun.Status.CANCELLED
             run.finished_at = timezone.now()
             run.log = [*run.log, {"at": run.finished_at.isoformat(), "event": "cancelled"}]
@@ -169,7 +169,7 @@ def run_approve(*, run: WorkflowRun, approval: str, by: str) -> WorkflowRun:
         run.approvals = {**run.approvals, approval: by}
         run.status = WorkflowRun.Status.QUEUED
         run.save(update_fields=["approvals", "status"])
-        RunTicket.objects.filter(run_ref=run.pk).delete()
+        RunTicket.objects.filter(tenant_ref=run.tenant_id, run_ref=run.pk).delete()
         enqueue(run=run)
         audit(action="run.approve", obj=run, changed=["approvals"], approval=approval)
     return run

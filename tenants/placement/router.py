@@ -120,6 +120,18 @@ def respond_in_placement(tenant, respond: Callable[[], HttpResponse]) -> HttpRes
 
 
 @contextmanager
+def placed_atomic(*, savepoint: bool = True) -> Iterator[None]:
+    """A transaction on the current tenant's dedicated database (nothing for shared tenants,
+    whose work runs in the caller's transaction on `default`)."""
+    alias = current_alias()
+    if alias == DEFAULT_DB_ALIAS:
+        yield
+        return
+    with transaction.atomic(using=alias, savepoint=savepoint):
+        yield
+
+
+@contextmanager
 def tenant_atomic(*, savepoint: bool = True) -> Iterator[None]:
     """`transaction.atomic()` for a service's write under the current tenant: on `default`,
     and for a tenant in a dedicated database on its database too.
@@ -128,13 +140,5 @@ def tenant_atomic(*, savepoint: bool = True) -> Iterator[None]:
     and commits first, so a failure between the commits leaves an audit row of work that is
     not there, never work without its audit row.
     """
-    alias = current_alias()
-    if alias == DEFAULT_DB_ALIAS:
-        with transaction.atomic(savepoint=savepoint):
-            yield
-        return
-    with (
-        transaction.atomic(using=alias, savepoint=savepoint),
-        transaction.atomic(savepoint=savepoint),
-    ):
+    with placed_atomic(savepoint=savepoint), transaction.atomic(savepoint=savepoint):
         yield
