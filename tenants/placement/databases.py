@@ -104,16 +104,19 @@ def migrate_all(*, stdout, verbosity: int = 1) -> None:
     One database after the other, each as Django's migrate (each migration in its own
     transaction): after a failure, running it again finishes the work.
     """
+    # The stream itself: a command's OutputWrapper wrapped again would end "Applying x..."
+    # with a line break before its " OK".
+    stream = getattr(stdout, "_out", stdout)
     all_names = names()
     for number, name in enumerate(all_names, start=1):
-        stdout.write(f"Dedicated database {name} ({number}/{len(all_names)}):")
+        stream.write(f"Dedicated database {name} ({number}/{len(all_names)}):\n")
         with owner_alias(name) as alias:
             call_command(
                 DjangoMigrate(),
                 database=alias,
                 interactive=False,
                 verbosity=verbosity,
-                stdout=stdout,
+                stdout=stream,
             )
 
 
