@@ -63,10 +63,11 @@ test: tools $(STAMP) .env lint
 	$(BIN)/python -m pytest
 
 # A coordinator and two workers (scripts/citus-cluster; Citus built once into a cached copy of
-# the embedded PostgreSQL), a fresh test database on all three, and the ORM fail-closed matrix
-# and the red-team suite against it (docs/citus.md; known gaps are strict xfails there, in
-# tests/conftest.py). The cluster is stopped afterwards, whatever the result.
-CITUS_SUITES := tests/tenants/test_orm_fail_closed.py tests/rls/test_rls_red_team.py
+# the embedded PostgreSQL), a fresh test database on all three, and the ORM fail-closed matrix,
+# the red-team suite and the break-glass tests against it (docs/citus.md; known gaps are strict
+# xfails there, in tests/conftest.py). The cluster is stopped afterwards, whatever the result.
+CITUS_SUITES := tests/tenants/test_orm_fail_closed.py tests/rls/test_rls_red_team.py \
+  tests/rls/test_rls_breakglass.py
 test-citus: tools $(STAMP) .env
 	scripts/citus-cluster start ameide
 	scripts/citus-cluster dropdb test_citus_suite

@@ -12,7 +12,7 @@ from django.core.exceptions import FullResultSet
 from django.db import models
 from django.db.models.expressions import Expression
 from django.db.models.lookups import Exact
-from django.db.models.sql.where import AND
+from django.db.models.sql.where import AND, WhereNode
 
 from tenants.context import current_scope, current_tenant
 from tenants.exceptions import CrossTenantWrite, TenantNotSet
@@ -165,4 +165,11 @@ def tenant_join_restriction(field, alias, related_alias):
     scope = current_scope()
     if scope.tenant is None and scope.is_bypass:
         return None
-    return _tenant_condition(field.model, related_alias)
+    condition = _tenant_condition(field.model, related_alias)
+    target = field.related_model
+    if alias is None or getattr(target, "tenancy", None) != "tenant":
+        return condition
+    # Between two tenant tables both sides carry the tenant: on Citus a join of colocated
+    # tables is sent to one shard only when each table is bound to a tenant value, and row
+    # security alone does not bind it when the policy also admits break-glass (docs/citus.md).
+    return WhereNode([condition, _tenant_condition(target, alias)], AND)

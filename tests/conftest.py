@@ -34,24 +34,7 @@ def pytest_runtest_makereport(item, call):
 
 # Tests of `make test-citus` (docs/citus.md) that fail on the cluster for a known reason, held
 # as strict xfails there: a fix turns them into failures until this list loses them.
-_BREAKGLASS = "counts or reads through unscoped(): break-glass does not reach the workers yet"
-CITUS_GAPS = {
-    "tests/tenants/test_orm_fail_closed.py::test_write_without_tenant_raises_and_writes_nothing": _BREAKGLASS,
-    "tests/tenants/test_orm_fail_closed.py::test_write_under_a_touches_only_a": _BREAKGLASS,
-    "tests/tenants/test_orm_fail_closed.py::test_unscoped_needs_a_reason_and_writes_an_audit_row": _BREAKGLASS,
-    "tests/tenants/test_orm_fail_closed.py::test_unscoped_write_needs_an_explicit_tenant": _BREAKGLASS,
-    "tests/rls/test_rls_red_team.py::test_role_switches_gain_nothing": _BREAKGLASS,
-    "tests/rls/test_rls_red_team.py::test_a_rolled_back_unscoped_block_keeps_its_audit_row": _BREAKGLASS,
-    "tests/rls/test_rls_red_team.py::test_a_grant_inside_an_outer_transaction_is_committed_first": _BREAKGLASS,
-    "tests/rls/test_rls_red_team.py::test_a_closed_grants_scope_opens_nothing": _BREAKGLASS,
-    "tests/rls/test_rls_red_team.py::test_a_genuine_value_of_another_connection_is_useless_here": (
-        "the test sets the scope with set_config on a raw connection, which Citus does not "
-        "pass on to the workers: the victim itself reads 0 rows"
-    ),
-    "tests/rls/test_rls_red_team.py::test_every_statement_form_carries_the_tenant[do block]": (
-        "not explained yet (app.stolen unset after the DO block)"
-    ),
-}
+CITUS_GAPS: dict[str, str] = {}
 
 
 def pytest_collection_modifyitems(config, items):

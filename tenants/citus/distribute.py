@@ -16,6 +16,7 @@ from django.db import connections, transaction
 
 from tenants.citus.placement import (
     DISTRIBUTED,
+    GRANT_TABLE,
     REFERENCE,
     DroppedKey,
     Placement,
@@ -143,6 +144,18 @@ def _restore_keys(*, using: str, table: str, plan: list[Placement]) -> None:
 def _place(*, using: str, placement: Placement) -> None:
     connection = connections[using]
     quote = connection.ops.quote_name
+    if placement.table == GRANT_TABLE:
+        # Earlier versions left an empty plain copy of the grants on each worker, where
+        # Citus would now create the reference table's own.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT nodename, nodeport, result FROM run_command_on_workers(%s) "
+                "WHERE NOT success",
+                [f"DROP TABLE IF EXISTS {GRANT_TABLE}"],
+            )
+            failed = cursor.fetchall()
+        if failed:
+            raise LifecycleError(f"could not drop the workers' old grant tables: {failed}")
     with transaction.atomic(using=using), connection.cursor() as cursor:
         # Triggers on the table (the admission signal) go to the shards (docs/citus.md).
         cursor.execute("SET LOCAL citus.enable_unsafe_triggers = on")

@@ -11,7 +11,8 @@ Everything PostgreSQL checks lives here, in one place:
   audit log; both demand the application's signature, and the database itself fills in the time,
   the backend pid and the transaction id.
 - A break-glass grant is a committed row; the break-glass role's policy admits rows only while the
-  transaction carries a signed scope naming an open grant.
+  transaction carries a signed scope naming an open grant. Where Citus is installed the policy is
+  every role's (no role switch there) and the grants are a reference table (docs/citus.md).
 
 `install()` creates or refreshes all of it (idempotent; run by `migrate` and `tenants setup` as the
 owner). Policies of tenant and global tables are built from the predicates below.
@@ -30,6 +31,7 @@ GRANT_TTL_SECONDS = 3600  # a break-glass block longer than this is cut off
 # Citus's global pids are node id * GPID_BASE + pid (citus_backend_gpid()); a scope bound to
 # a number at least this large names a global pid (docs/citus.md).
 GPID_BASE = 10_000_000_000
+KEY_TABLE_DDL = f"CREATE TABLE IF NOT EXISTS {PRIVATE}.scope_key"
 
 # The functions the runtime and break-glass roles may call; mac_of() is not among them, or the
 # runtime role could ask PostgreSQL to sign for it.
@@ -79,7 +81,7 @@ def _functions_sql(schema: str) -> list[str]:
     return [
         f"CREATE SCHEMA IF NOT EXISTS {PRIVATE}",
         f"REVOKE ALL ON SCHEMA {PRIVATE} FROM PUBLIC",
-        f"""CREATE TABLE IF NOT EXISTS {PRIVATE}.scope_key (
+        f"""{KEY_TABLE_DDL} (
             id int PRIMARY KEY CHECK (id = 1),
             inner_pad bytea NOT NULL,
             outer_pad bytea NOT NULL)""",
@@ -146,13 +148,37 @@ def _functions_sql(schema: str) -> list[str]:
               END IF;
               RETURN p[2]::bigint;
             END $$""",
+        # On Citus the grant table is a reference table (tenants.citus.placement): a copy on
+        # every node, written by 2PC with its audit row. The policies call the check inside
+        # queries on shards, where Citus refuses to read a Citus table ("cannot execute a
+        # distributed query from a query on a shard"), so it reads this node's own copy, the
+        # reference table's one shard (the same name on every node), named in the function's
+        # text: a static query, planned once per session (looking the shard up on each call
+        # cost about ten times the tenant check per row). Created again whenever this list
+        # runs (every migrate, `tenants distribute`); a node without the copy raises.
+        # No percent sign in this text: schema editors format their statements.
+        f"""DO $grant_fn$ DECLARE grants text := '{PRIVATE}.breakglass_grant'; shard bigint;
+            BEGIN
+              IF to_regclass('pg_catalog.pg_dist_shard') IS NOT NULL THEN
+                EXECUTE 'SELECT shardid FROM pg_dist_shard WHERE logicalrelid = $1::regclass'
+                  INTO shard USING grants;
+                IF shard IS NOT NULL THEN
+                  grants := '{PRIVATE}.' || quote_ident('breakglass_grant_' || shard);
+                END IF;
+              END IF;
+              EXECUTE 'CREATE OR REPLACE FUNCTION {PRIVATE}.grant_open(p_grant bigint)
+                RETURNS boolean LANGUAGE plpgsql STABLE SECURITY DEFINER
+                SET search_path = pg_catalog, pg_temp AS $body$
+                BEGIN
+                  RETURN EXISTS (SELECT 1 FROM ' || grants || ' g WHERE g.id = p_grant
+                    AND g.closed_at IS NULL AND g.expires_at > statement_timestamp());
+                END $body$';
+            END $grant_fn$""",
         f"""CREATE OR REPLACE FUNCTION {PRIVATE}.breakglass_open() RETURNS boolean
             LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
             DECLARE grant_id bigint := {PRIVATE}.scope_id('b');
             BEGIN
-              RETURN grant_id IS NOT NULL AND EXISTS (
-                SELECT 1 FROM {PRIVATE}.breakglass_grant g WHERE g.id = grant_id
-                AND g.closed_at IS NULL AND g.expires_at > statement_timestamp());
+              RETURN grant_id IS NOT NULL AND {PRIVATE}.grant_open(grant_id);
             END $$""",
         # The audit log's only door. The database fills in time, pid and transaction; the
         # caller's fields must carry the application's signature.
@@ -213,11 +239,14 @@ def _functions_sql(schema: str) -> list[str]:
         f"""CREATE OR REPLACE FUNCTION {PRIVATE}.close_breakglass(p_grant bigint, p_mac text)
             RETURNS void
             LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+            -- A value, not clock_timestamp() in the UPDATE: Citus refuses volatile functions
+            -- in an UPDATE of its tables (the grants are a reference table there).
+            DECLARE closed timestamptz := clock_timestamp();
             BEGIN
               IF NOT {PRIVATE}.mac_ok(concat_ws(E'\\x1f', 'close', p_grant::text), p_mac) THEN
                 RAISE EXCEPTION 'not signed by the application' USING ERRCODE = '42501';
               END IF;
-              UPDATE {PRIVATE}.breakglass_grant SET closed_at = clock_timestamp()
+              UPDATE {PRIVATE}.breakglass_grant SET closed_at = closed
                 WHERE id = p_grant AND closed_at IS NULL;
             END $$""",
         f"REVOKE ALL ON ALL FUNCTIONS IN SCHEMA {PRIVATE} FROM PUBLIC",
@@ -267,13 +296,14 @@ def as_one_statement_on_citus_or_not(
 
 
 def _copy_to_workers(cursor, *, inner: bytes, outer: bytes) -> None:
-    """On a Citus coordinator: the key (and an empty grant table) on each worker too.
+    """On a Citus coordinator: the key on each worker too.
 
     The policies on the shards call the verifier on the workers, inside the shard's query,
-    where Citus refuses to read a reference table; so the private tables are plain tables on
-    every node, and `tenants distribute` copies the key (run it again after a key change;
-    `tenants check` compares the copies). Break-glass grants stay on the
-    coordinator: on a worker the break-glass policies see none (docs/citus.md).
+    where Citus refuses to read a reference table; so the key is a plain table on every node,
+    and `tenants distribute` copies it (run it again after a key change; `tenants check`
+    compares the copies). The break-glass grants are a reference table instead (written
+    with their audit row, by 2PC, on every node), which the verifier reads through this
+    node's shard (breakglass_open above; docs/citus.md).
     """
     cursor.execute("SELECT to_regproc('pg_catalog.citus_is_coordinator') IS NOT NULL")
     if not cursor.fetchone()[0]:
@@ -281,12 +311,12 @@ def _copy_to_workers(cursor, *, inner: bytes, outer: bytes) -> None:
     cursor.execute("SELECT citus_is_coordinator()")
     if not cursor.fetchone()[0]:
         return
-    tables = [s for s in _functions_sql("public") if s.startswith("CREATE TABLE")]
+    tables = [s for s in _functions_sql("public") if s.startswith(KEY_TABLE_DDL)]
     # The schema itself (and its privileges) Citus propagates from the coordinator, and
     # refuses to have changed on a worker.
     statements = [
         *tables,
-        f"REVOKE ALL ON ALL TABLES IN SCHEMA {PRIVATE} FROM PUBLIC",
+        f"REVOKE ALL ON {PRIVATE}.scope_key FROM PUBLIC",
         f"INSERT INTO {PRIVATE}.scope_key (id, inner_pad, outer_pad) VALUES (1, "
         f"decode('{inner.hex()}', 'hex'), decode('{outer.hex()}', 'hex')) "
         "ON CONFLICT (id) DO UPDATE SET inner_pad = EXCLUDED.inner_pad, "

@@ -4,6 +4,8 @@ databases on this server and on another one, and one of each (tests/dedicated.py
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from asgiref.sync import async_to_sync
 from django.db.models import Count, Prefetch
@@ -389,3 +391,23 @@ def test_unscoped_write_needs_an_explicit_tenant(data):
 def test_raw_requires_a_tenant(data):
     with no_tenant(), pytest.raises(TenantNotSet):
         Workflow.objects.raw("SELECT * FROM workflows_workflow")
+
+
+@pytest.mark.parametrize(
+    "queryset",
+    [
+        lambda: WorkflowRun.objects.select_related("workflow"),  # forward join
+        lambda: Workflow.objects.filter(runs__status="queued"),  # reverse join
+    ],
+    ids=["forward", "reverse"],
+)
+def test_a_join_between_tenant_tables_binds_both_to_the_tenant(data, queryset):
+    """Both tables of the join carry the tenant in the ON clause, not only the table holding the
+    key: Citus sends a join of colocated tables to one shard only when both are bound to a
+    tenant value (docs/citus.md)."""
+    a = data["a"]
+    with tenant_context(a):
+        sql = str(queryset().query)
+    on_clause = sql.split(" ON ", 1)[1].split(" WHERE ", 1)[0]
+    for table in ("workflows_workflow", "workflows_workflowrun"):
+        assert re.search(rf'"{table}"\."tenant_id" = \(?{a.pk}\b', on_clause), sql

@@ -297,7 +297,9 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
             )
         value, expires = cached
         self._carried_until = expires - ttl / 2
-        role = settings.TENANCY_BREAKGLASS_ROLE if scope.kind == "b" else "none"
+        # On Citus break-glass stays in the runtime role (tenants.constraints.RowSecurity).
+        glass = scope.kind == "b" and not settings.TENANCY_CITUS
+        role = settings.TENANCY_BREAKGLASS_ROLE if glass else "none"
         label = statement_label()
         if scope.kind == "t":
             # A per-statement ceiling for tenant work: one tenant's runaway query cannot hold
