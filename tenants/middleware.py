@@ -98,7 +98,9 @@ class TenantMiddleware:
                         response = respond_in_placement(
                             principal.tenant, lambda: self.get_response(request)
                         )
-                    except PlacementUnavailable:
+                    except (PlacementUnavailable, *DATABASE_UNAVAILABLE):
+                        # The tenant's database unknown, or its transaction could not begin or
+                        # commit: never the view's answer as if its work were done.
                         return _database_unavailable()
                 if response.streaming:
                     response.streaming_content = _in_tenant(

@@ -7,6 +7,10 @@ as in development: the runtime role logs in to them as AMEIDE_APP_ROLE), so that
 processes (manage.py, gunicorn) and the owner aliases see the same databases. Each is a test
 database of its own: AMEIDE_TEST_PLACED_PREFIX (default `<test database>_placed_`) + name.
 AMEIDE_TEST_FAR_URL overrides the other server's address (its database name is replaced).
+
+Not on a Citus cluster (`make test-citus`), where dedicated databases are not built: there,
+and with AMEIDE_TEST_DEDICATED=false, the matrices run with shared tenants only and the tests
+of dedicated databases are skipped (a failure under CI=true).
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import os
 import urllib.parse
 
 import environ
+import pytest
+from django.conf import settings
 from django.db import connections
 
 from ameide.database import dedicated_alias, dedicated_database_settings, owner_settings
@@ -22,15 +28,17 @@ from ameide.embedded_db import database_url as embedded_url
 from tenants.models import Placement, Tenant
 from tenants.placement import databases
 
+ENABLED = not settings.TENANCY_CITUS and os.environ.get("AMEIDE_TEST_DEDICATED") != "false"
+NEEDED = pytest.mark.skipif(not ENABLED, reason="no dedicated databases in this session")
 NEAR, FAR = "near", "far"
-ALIASES = [dedicated_alias(NEAR), dedicated_alias(FAR)]
+ALIASES = [dedicated_alias(NEAR), dedicated_alias(FAR)] if ENABLED else []
 # The databases tests touching placed tenants name (pytest.mark.django_db(databases=...)).
 DATABASES = ["default", *ALIASES]
 # Transactional tests (committed rows): the owners too, whose flush empties the tables.
 COMMITTED_DATABASES = [*DATABASES, "owner", *(f"{alias}_owner" for alias in ALIASES)]
 # Pairs of placements of tenants A and B that the matrices run with: shared tables (""),
 # or a dedicated database's name.
-PAIRS = [("", ""), (FAR, ""), ("", FAR), (NEAR, FAR)]
+PAIRS = [("", ""), (FAR, ""), ("", FAR), (NEAR, FAR)] if ENABLED else [("", "")]
 
 
 def _url(config: dict, *, name: str) -> str:
@@ -53,6 +61,8 @@ def _renamed(url: str, name: str) -> str:
 def configure() -> None:
     """Name `near` and `far` in AMEIDE_DATABASES and add their runtime aliases (at import of
     tests/conftest.py, before the test databases are set up)."""
+    if not ENABLED:
+        return
     if not os.environ.get("AMEIDE_DATABASES"):
         base = os.environ.get("AMEIDE_TEST_DB_NAME") or "test_ameide"
         prefix = os.environ.get("AMEIDE_TEST_PLACED_PREFIX") or f"{base}_placed_"

@@ -18,6 +18,7 @@ from tenants.db.signing import DatabaseScope, scope_value
 from tests import dedicated
 from workflows.models import Workflow, WorkflowRun
 
+pytestmark = dedicated.NEEDED
 NEAR, FAR = (f"placed_{name}" for name in (dedicated.NEAR, dedicated.FAR))
 ALIASES = [DEFAULT_DB_ALIAS, NEAR, FAR]
 HOME = {"a": FAR, "b": DEFAULT_DB_ALIAS, "c": NEAR}

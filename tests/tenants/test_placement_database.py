@@ -32,6 +32,7 @@ from tests.rls.support import ROOT, child_environment
 from workflows import services
 from workflows.models import Workflow
 
+pytestmark = dedicated.NEEDED
 FAR = f"placed_{dedicated.FAR}"
 NEAR = f"placed_{dedicated.NEAR}"
 
@@ -89,6 +90,26 @@ def test_a_request_of_a_tenant_in_an_unknown_database_answers_503(db):
     client.force_login(make_member(tenant=lost, username="lost-user"))
     response = client.get("/api/workflows/")
     assert response.status_code == 503 and response.json()["code"] == "unavailable"
+
+
+@pytest.mark.django_db(databases=dedicated.DATABASES)
+def test_a_request_whose_dedicated_transaction_cannot_begin_answers_503(far_tenant, monkeypatch):
+    from django.db import OperationalError
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_login(make_member(tenant=far_tenant, username="farah"))
+
+    def server_gone(*args, **kwargs):
+        raise OperationalError("the server closed the connection")
+
+    # The request's transaction there is a savepoint inside the test's own transaction.
+    monkeypatch.setattr(connections[FAR], "savepoint", server_gone)
+    response = client.post("/api/workflows/", {"name": "never"}, format="json")
+    assert response.status_code == 503 and response.json()["code"] == "unavailable"
+    monkeypatch.undo()
+    with tenant_context(far_tenant):
+        assert not Workflow.objects.exists()
 
 
 @pytest.mark.django_db(databases=dedicated.DATABASES)

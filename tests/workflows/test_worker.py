@@ -162,6 +162,7 @@ def test_runs_of_two_tenants_interleaved_on_one_worker_each_see_their_own(tenant
     assert by_run == {run.pk: tenant.pk for tenant, run in runs}
 
 
+@dedicated.NEEDED
 @pytest.mark.django_db(transaction=True, databases=dedicated.COMMITTED_DATABASES)
 def test_runs_of_tenants_in_each_placement_on_one_worker_each_see_their_own():
     """A tenant in the shared tables, one in a dedicated database on this server and one on
