@@ -19,7 +19,8 @@ class Command(DjangoMigrate):
     def handle(self, *args, **options):
         super().handle(*args, **options)
         # Only the full run (not `--database X`, not one app's target, not the test runner's
-        # migration of one alias): the dedicated databases' placed tables follow `default`.
-        only_one = options.get("app_label") or options.get("plan") or options.get("prune")
-        if options["database"] == OWNER_ALIAS and not only_one:
+        # migration of one alias, not --plan, --check or --prune, which apply nothing): the
+        # dedicated databases' placed tables follow `default`.
+        partial = ("app_label", "plan", "prune", "check_unapplied")
+        if options["database"] == OWNER_ALIAS and not any(options.get(k) for k in partial):
             databases.migrate_all(stdout=self.stdout, verbosity=options["verbosity"])
