@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db import DEFAULT_DB_ALIAS, router
 from django.db.models import Count
 
 from tenants.admin_site import TenantModelAdmin, TenantTabularInline
@@ -35,6 +36,12 @@ class WorkflowAdmin(TenantModelAdmin):
         # Runs of a workflow are its tenant's by the composite key (and RLS), so the join
         # counts nothing of another tenant.
         return super().get_queryset(request).annotate(run_count=Count("runs"))
+
+    def get_list_select_related(self, request):
+        # Owners are users in `default`: no join reaches them from a dedicated database.
+        if router.db_for_read(Workflow) != DEFAULT_DB_ALIAS:
+            return []
+        return super().get_list_select_related(request)
 
     @admin.display(description="runs", ordering="run_count")
     def run_count(self, workflow: Workflow) -> int:
