@@ -87,6 +87,8 @@ TEMPLATES = [
 ]
 
 DATABASES = database_settings(env)
+# A placed tenant's rows go to its dedicated database (docs/placement.md).
+DATABASE_ROUTERS = ["tenants.placement.router.PlacementRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 

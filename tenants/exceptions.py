@@ -42,6 +42,39 @@ class EntryRefused(TenancyError):
         self.tenant = tenant  # the tenant that was refused, when known (for the audit row)
 
 
+class PlacementUnavailable(TenancyError):
+    """The tenant's rows are in a dedicated database this process has no address for.
+
+    Never a fallback to the shared tables: name the database in AMEIDE_DATABASES.
+    """
+
+    def __init__(self, *, tenant) -> None:
+        super().__init__(
+            f"tenant {tenant.slug!r} is placed in dedicated database "
+            f"{tenant.placement_name!r}, which AMEIDE_DATABASES does not name in this process"
+        )
+        self.tenant = tenant
+
+
+class UnscopedAcrossPlacements(TenancyError):
+    """unscoped() would read or write placed tenant rows while a tenant is in a dedicated database.
+
+    Its break-glass grant opens the shared tables only; rather than answer for some tenants
+    as if it were all of them, it refuses (docs/placement.md).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            "unscoped() covers the shared tables only and some tenant is placed in a "
+            "dedicated database: cross-tenant work on placed tenant rows is refused; "
+            "work per tenant with tenant_context() instead"
+        )
+
+
+class CrossDatabaseKeyInvalid(TenancyError):
+    """A row in a dedicated database would point at a global row that does not exist."""
+
+
 class ActingRefused(TenancyError):
     """The act-as request was refused (not a platform admin, no reason, a deleted tenant)."""
 

@@ -6,11 +6,18 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 
+import environ
 import pytest
 from django.conf import settings
 from django.db import connections
 
+from ameide.database import dedicated_owner_settings
 from tenants.context import tenant_context
+from tests import dedicated
+
+# The dedicated databases `near` and `far` (tests/dedicated.py), before the test databases
+# are set up.
+dedicated.configure()
 
 CI = os.environ.get("CI", "").lower() == "true"
 
@@ -39,19 +46,31 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.xfail(strict=True, reason=f"Citus: {reason}"))
 
 
+def _owner_of(alias: str) -> dict:
+    placement = connections.settings[alias].get("PLACEMENT")
+    if placement:
+        return dedicated_owner_settings(environ.Env(), name=placement)
+    return connections["owner"].settings_dict
+
+
 @contextmanager
-def _as_owner(alias: str = "default"):
-    """Let the runtime alias use the owner's credentials while the test database is built."""
-    runtime = connections[alias].settings_dict
-    owner = connections["owner"].settings_dict
-    saved = {key: runtime[key] for key in ("USER", "PASSWORD")}
-    connections[alias].close()
-    runtime.update(USER=owner["USER"], PASSWORD=owner["PASSWORD"])
+def _as_owner(*aliases: str):
+    """Let the runtime aliases use the owner's credentials while the test databases are built
+    (default: `default` and every dedicated database's alias)."""
+    aliases = aliases or ("default", *dedicated.configured_aliases())
+    saved = {}
+    for alias in aliases:
+        runtime = connections[alias].settings_dict
+        owner = _owner_of(alias)
+        saved[alias] = {key: runtime[key] for key in ("USER", "PASSWORD")}
+        connections[alias].close()
+        runtime.update(USER=owner["USER"], PASSWORD=owner["PASSWORD"])
     try:
         yield
     finally:
-        connections[alias].close()
-        runtime.update(saved)
+        for alias in aliases:
+            connections[alias].close()
+            connections[alias].settings_dict.update(saved[alias])
 
 
 def pytest_configure(config):
@@ -67,6 +86,7 @@ def pytest_configure(config):
     from tenants.db.owner import register_owner_alias
 
     register_owner_alias()
+    dedicated.register_owner_aliases()
     settings.ADMISSION_CACHE_SECONDS = 0
 
 
@@ -75,6 +95,7 @@ def django_db_setup(request, django_test_environment, django_db_blocker):
     from django.test.utils import setup_databases, teardown_databases
 
     from tenants.db.roles import ensure_database, ensure_roles
+    from tenants.placement import databases
 
     test_name = os.environ.get("AMEIDE_TEST_DB_NAME")
     if test_name:
@@ -88,6 +109,8 @@ def django_db_setup(request, django_test_environment, django_db_blocker):
         ensure_database()
         ensure_roles()
         connections["owner"].close()
+        for name in databases.names():
+            databases.set_up(name=name)  # the roles on each dedicated database's server
         with _as_owner():
             db_cfg = setup_databases(
                 verbosity=0, interactive=False, keepdb=on_citus, serialized_aliases=[]
@@ -97,6 +120,23 @@ def django_db_setup(request, django_test_environment, django_db_blocker):
         for alias in connections:
             connections[alias].close()
         teardown_databases(db_cfg, verbosity=0, keepdb=on_citus)
+
+
+@pytest.fixture(params=dedicated.PAIRS, ids=dedicated.pair_id)
+def placements(request) -> tuple[str, str]:
+    """Where A's and B's rows live: the matrices that ask for it run with each pair
+    (tests/dedicated.py), overriding tenant_a and tenant_b with `placed_tenant_a` and `_b`."""
+    return request.param
+
+
+@pytest.fixture
+def placed_tenant_a(db, placements):
+    return dedicated.make_tenant(slug="alpha", placement=placements[0])
+
+
+@pytest.fixture
+def placed_tenant_b(db, placements):
+    return dedicated.make_tenant(slug="bravo", placement=placements[1])
 
 
 @pytest.fixture

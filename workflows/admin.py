@@ -27,7 +27,8 @@ class WorkflowAdmin(TenantModelAdmin):
     date_hierarchy = "created_at"
     autocomplete_fields = ["owner"]
     # Not a join with the users (an empty tuple, or Django joins the `owner` of list_display):
-    # Citus cannot plan it (workflows.selectors.workflow_list); prefetched below instead.
+    # Citus cannot plan it, nor can it reach them from a dedicated database
+    # (workflows.selectors.workflow_list); prefetched below instead.
     list_select_related = ()
     ordering = ["-created_at", "-id"]
     readonly_fields = ["created_at", "updated_at"]

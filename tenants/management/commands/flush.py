@@ -3,6 +3,8 @@
 from django.core.management.commands.flush import Command as DjangoFlush
 
 from tenants.db.owner import OWNER_ALIAS, owner_alias
+from tenants.placement import databases
+from tenants.placement.router import placement_of_alias
 
 
 class Command(DjangoFlush):
@@ -13,5 +15,11 @@ class Command(DjangoFlush):
     def execute(self, *args, **options):
         if options.get("database") == "default":
             options["database"] = OWNER_ALIAS  # the test runner flushes `default` by name
+        placement = placement_of_alias(options.get("database") or "")
+        if placement and options["database"] != databases.owner_alias_name(placement):
+            # A dedicated database's runtime alias (the test runner again): its owner's.
+            with databases.owner_alias(placement) as alias:
+                options["database"] = alias
+                return super().execute(*args, **options)
         with owner_alias():
             return super().execute(*args, **options)

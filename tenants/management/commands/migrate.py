@@ -1,6 +1,7 @@
-"""`migrate` runs as the owner role (alias `owner`, added for this command only), and on a
-Citus coordinator places the tables afterwards (tenants.citus.distribute, idempotent), so the
-migrate that creates a new tenant model's table also distributes it (docs/citus.md)."""
+"""`migrate` runs as the owner role (alias `owner`, added for this command only); on a Citus
+coordinator it places the tables afterwards (tenants.citus.distribute, idempotent), so the
+migrate that creates a new tenant model's table also distributes it (docs/citus.md); then it
+brings every dedicated database (AMEIDE_DATABASES) to the same state as its owner."""
 
 from django.core.management.base import CommandError
 from django.core.management.commands.migrate import Command as DjangoMigrate
@@ -9,6 +10,7 @@ from django.db import connections
 from tenants.citus.distribute import citus_installed, tenants_distribute
 from tenants.db.owner import OWNER_ALIAS, owner_alias
 from tenants.exceptions import LifecycleError
+from tenants.placement import databases
 
 
 class Command(DjangoMigrate):
@@ -37,8 +39,16 @@ class Command(DjangoMigrate):
             if on_citus:
                 with connections[using].cursor() as cursor:
                     cursor.execute("RESET citus.enable_local_reference_table_foreign_keys")
-        if not on_citus or options["plan"] or options["check_unapplied"]:
-            return  # no Citus, or only a report: nothing was migrated
+        if on_citus and not (options["plan"] or options["check_unapplied"]):
+            self._place_on_citus(using=using, verbosity=options["verbosity"])
+        # Only the full run (not `--database X`, not one app's target, not the test runner's
+        # migration of one alias, not --plan, --check or --prune, which apply nothing): the
+        # dedicated databases' placed tables follow `default`.
+        partial = ("app_label", "plan", "prune", "check_unapplied")
+        if options["database"] == OWNER_ALIAS and not any(options.get(k) for k in partial):
+            databases.migrate_all(stdout=self.stdout, verbosity=options["verbosity"])
+
+    def _place_on_citus(self, *, using: str, verbosity: int) -> None:
         try:
             summary = tenants_distribute(using=using)
         except LifecycleError as exc:
@@ -48,7 +58,7 @@ class Command(DjangoMigrate):
                 f"Migrated, but the tables are not placed on Citus: {exc} "
                 "Run `manage.py tenants distribute` once it is a coordinator with workers."
             ) from exc
-        if options["verbosity"] >= 1:
+        if verbosity >= 1:
             for table in summary.placed:
                 self.stdout.write(f"  Placed on Citus: {table}")
             for key in summary.dropped_keys:

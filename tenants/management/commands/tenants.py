@@ -24,6 +24,7 @@ from tenants.lifecycle.status import tenant_transition
 from tenants.management.citus_cli import CitusSubcommands
 from tenants.management.lifecycle_cli import LifecycleSubcommands, os_user, tenant_dict
 from tenants.models import Tenant
+from tenants.placement import databases as placed_databases
 
 logger = logging.getLogger("ameide.command")
 
@@ -133,6 +134,8 @@ class Command(*EXTENSIONS, LifecycleSubcommands, CitusSubcommands, BaseCommand):
     def do_setup(self, **_):
         with owner_alias() as using:
             done = [*ensure_database(using=using), *ensure_roles(using=using)]
+        for name in placed_databases.names():
+            done.extend(placed_databases.set_up(name=name))
         for line in done or ["database and roles in place"]:
             self.stdout.write(line)
 
@@ -144,6 +147,11 @@ class Command(*EXTENSIONS, LifecycleSubcommands, CitusSubcommands, BaseCommand):
         failures = [*audit_database(using=using), *citus_failures]
         reach_failures, warnings = audit_process()
         failures.extend(reach_failures)
+        placement_failures, placement_warnings = placed_databases.findings(
+            using_owner=using == OWNER_ALIAS
+        )
+        failures.extend(placement_failures)
+        warnings.extend(placement_warnings)
         warnings.extend(citus_warnings)
         unsafe = bool(failures) or (strict and bool(warnings))
         if json:
