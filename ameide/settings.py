@@ -87,6 +87,8 @@ TEMPLATES = [
 ]
 
 DATABASES = database_settings(env)
+# Dedicated schemas take only tenant models' migrations (docs/placement.md).
+DATABASE_ROUTERS = ["tenants.placement.routing.SchemaMigrationRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 

@@ -68,3 +68,13 @@ class ImportMismatch(ArchiveInvalid):
 
 class CommandInTenantFailed(LifecycleError):
     """The command ran in the tenant and failed with a tenancy error."""
+
+
+class PlacementError(TenantInputError):
+    """A dedicated placement could not be named, provisioned or migrated; the message says
+    which and what to run."""
+
+
+class PlacementNotCovered(TenancyError):
+    """A cross-tenant ORM read or write inside unscoped() would miss (or misplace) the rows
+    of tenants in dedicated schemas: refused rather than answering for the shared tables only."""

@@ -39,6 +39,7 @@ CALLABLE = (
     "record_audit(text, text, text, bigint, text, text, text, text, text)",
     "open_breakglass(text, text, bigint, text, text, bigint, text, text)",
     "close_breakglass(bigint, text)",
+    "scope_search_path()",
 )
 
 
@@ -219,6 +220,31 @@ def _functions_sql(schema: str) -> list[str]:
               END IF;
               UPDATE {PRIVATE}.breakglass_grant SET closed_at = clock_timestamp()
                 WHERE id = p_grant AND closed_at IS NULL;
+            END $$""",
+        # The search path of the signed tenant's transaction (docs/placement.md): its
+        # dedicated schema first, or the home schema alone. Read from the tenant's row at
+        # every transaction, so a new placement holds from each process's next transaction;
+        # anything it cannot tell raises rather than falling back to the shared tables.
+        f"""CREATE OR REPLACE FUNCTION {PRIVATE}.scope_search_path() RETURNS text
+            LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+            DECLARE t bigint := {PRIVATE}.scope_id('t'); p text; n text;
+            BEGIN
+              IF t IS NULL THEN
+                RAISE EXCEPTION 'no signed tenant scope to route' USING ERRCODE = '42501';
+              END IF;
+              SELECT placement, placement_name INTO p, n FROM {schema}.tenants_tenant WHERE id = t;
+              IF NOT FOUND THEN
+                RAISE EXCEPTION USING ERRCODE = '42704',
+                  MESSAGE = 'tenant ' || t || ' not found for routing';
+              END IF;
+              IF p = 'schema' THEN
+                IF to_regnamespace(quote_ident(n)) IS NULL THEN
+                  RAISE EXCEPTION USING ERRCODE = '3F000',
+                    MESSAGE = 'dedicated schema ' || n || ' of tenant ' || t || ' does not exist';
+                END IF;
+                RETURN quote_ident(n) || ', ' || '{schema}';
+              END IF;
+              RETURN '{schema}';
             END $$""",
         f"REVOKE ALL ON ALL FUNCTIONS IN SCHEMA {PRIVATE} FROM PUBLIC",
     ]
