@@ -121,18 +121,53 @@ def django_db_setup(request, django_test_environment, django_db_blocker):
         teardown_databases(db_cfg, verbosity=0, keepdb=on_citus)
 
 
+# Dedicated schemas the tests place tenants in (docs/placement.md): provisioned once per
+# session, on first use, by the same migrations `manage.py migrate` runs for every schema.
+TEST_SCHEMAS = ("pt_alpha", "pt_bravo")
+
+
+@pytest.fixture(scope="session")
+def placement_schemas(django_db_setup, django_db_blocker) -> tuple[str, ...]:
+    from tenants.placement.schemas import migrate_schema
+
+    with django_db_blocker.unblock():
+        for schema in TEST_SCHEMAS:
+            migrate_schema(schema, using="owner")
+        connections["owner"].close()
+    return TEST_SCHEMAS
+
+
 @pytest.fixture
-def tenant_a(db):
+def placements() -> tuple[str, str]:
+    """Where tenant_a and tenant_b live; suites that must hold in every placement override
+    this with params (tests/placement_matrix.py)."""
+    return ("shared", "shared")
+
+
+def _placed(request, index: int) -> dict:
+    placement = request.getfixturevalue("placements")[index]
+    if placement == "shared":
+        return {}
+    schemas = request.getfixturevalue("placement_schemas")
+    return {"placement": placement, "placement_name": schemas[index]}
+
+
+@pytest.fixture
+def tenant_a(db, request):
     from tenants.models import Tenant
 
-    return Tenant.objects.create(slug="alpha", external_id="alpha", name="Alpha Corp")
+    return Tenant.objects.create(
+        slug="alpha", external_id="alpha", name="Alpha Corp", **_placed(request, 0)
+    )
 
 
 @pytest.fixture
-def tenant_b(db):
+def tenant_b(db, request):
     from tenants.models import Tenant
 
-    return Tenant.objects.create(slug="bravo", external_id="bravo", name="Bravo Ltd")
+    return Tenant.objects.create(
+        slug="bravo", external_id="bravo", name="Bravo Ltd", **_placed(request, 1)
+    )
 
 
 def make_member(*, tenant, username: str, role: str = "member"):

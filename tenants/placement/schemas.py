@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from django.conf import settings
 from django.db import connections
 from django.db.migrations.executor import MigrationExecutor
+from django.db.utils import load_backend
 
 from tenants.db.catalog import tenant_models
 from tenants.exceptions import PlacementError
@@ -42,20 +43,24 @@ def checked_name(name: str) -> str:
 
 @contextmanager
 def pinned_connection(schema: str, *, using: str) -> Iterator[str]:
-    """An alias over `using`'s database and role, pinned to `schema`; removed afterwards."""
+    """An alias over `using`'s database and role, pinned to `schema`; removed afterwards.
+
+    The connection is made here, not declared in DATABASES (so Django's test isolation treats
+    it as a connection made at run time, which it allows), and closed when the block ends."""
     alias = ALIAS_PREFIX + checked_name(schema)
     entry = copy.deepcopy(connections[using].settings_dict)
     entry[PINNED] = schema
-    entry["TEST"] = {"MIRROR": None}
-    connections.settings[alias] = entry
+    # The owner's backend is Django's own (no per-transaction prefix): this connection, made
+    # for this block and closed after it, carries the path as a session setting. Under the
+    # tenancy backend (tests migrate as `default`) its prefix sets the same path (PINNED).
+    options = entry.setdefault("OPTIONS", {})
+    options["options"] = f"{options.get('options', '')} -c search_path={schema},{HOME_SCHEMA}".strip()
+    connections[alias] = load_backend(entry["ENGINE"]).DatabaseWrapper(entry, alias)
     try:
         yield alias
     finally:
-        for connection in connections.all(initialized_only=True):
-            if connection.alias == alias:
-                connection.close()
-                del connections[alias]
-        connections.settings.pop(alias, None)
+        connections[alias].close()
+        del connections[alias]
 
 
 def dedicated_schemas(*, using: str) -> list[str]:
@@ -99,8 +104,8 @@ def migrate_schema(schema: str, *, using: str, report: Report | None = None) -> 
     commits on its own (Django's atomic migrations), so a failure leaves the schema at the last
     one that succeeded and running again continues from there."""
     report = report or (lambda line: None)
-    _create_schema(schema, using=using)
     with pinned_connection(schema, using=using) as alias:
+        _create_schema(schema, using=alias)
         executor = _executor(alias)
         targets = executor.loader.graph.leaf_nodes()
         plan = executor.migration_plan(targets)

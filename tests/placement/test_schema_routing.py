@@ -1,0 +1,61 @@
+"""A tenant in a dedicated schema: its rows land there, its transactions resolve tables there,
+global tables stay in public, and a new placement holds from the next transaction."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection, transaction
+
+from tenants.context import tenant_context
+from workflows.models import Workflow
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def placements():
+    return ("schema", "shared")
+
+
+def _count(sql: str) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        return cursor.fetchone()[0]
+
+
+def test_rows_of_a_schema_tenant_land_in_its_schema(tenant_a, tenant_b):
+    with tenant_context(tenant_a):
+        Workflow.objects.create(name="in the schema")
+        assert _count("SELECT count(*) FROM pt_alpha.workflows_workflow") == 1
+        assert _count("SELECT count(*) FROM public.workflows_workflow") == 0
+        assert list(Workflow.objects.values_list("name", flat=True)) == ["in the schema"]
+    with tenant_context(tenant_b):
+        Workflow.objects.create(name="shared")
+        assert _count("SELECT count(*) FROM public.workflows_workflow") == 1
+        assert list(Workflow.objects.values_list("name", flat=True)) == ["shared"]
+
+
+def test_the_search_path_is_per_transaction(tenant_a, tenant_b):
+    def path() -> str:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_schemas(false)::text")
+            return cursor.fetchone()[0]
+
+    with tenant_context(tenant_a):
+        assert path() == '{pt_alpha,public}'
+    with tenant_context(tenant_b):
+        assert path() == "{public}"
+    assert path() == "{public}"
+    with transaction.atomic(), tenant_context(tenant_a):
+        assert path() == '{pt_alpha,public}'
+        with tenant_context(tenant_b):
+            assert path() == "{public}"  # a scope change inside a transaction re-routes too
+        assert path() == '{pt_alpha,public}'
+
+
+def test_global_tables_resolve_to_public(tenant_a):
+    with tenant_context(tenant_a), connection.cursor() as cursor:
+        cursor.execute("SELECT 'tenants_tenant'::regclass::text, 'accounts_user'::regclass::text")
+        assert cursor.fetchone() == ("tenants_tenant", "accounts_user")
+        cursor.execute("SELECT 'workflows_workflow'::regclass::text")
+        assert cursor.fetchone()[0] == "pt_alpha.workflows_workflow"
