@@ -54,8 +54,18 @@ def test_the_search_path_is_per_transaction(tenant_a, tenant_b):
 
 
 def test_global_tables_resolve_to_public(tenant_a):
-    with tenant_context(tenant_a), connection.cursor() as cursor:
-        cursor.execute("SELECT 'tenants_tenant'::regclass::text, 'accounts_user'::regclass::text")
-        assert cursor.fetchone() == ("tenants_tenant", "accounts_user")
-        cursor.execute("SELECT 'workflows_workflow'::regclass::text")
-        assert cursor.fetchone()[0] == "pt_alpha.workflows_workflow"
+    def schema_of(table: str) -> str:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT %s::regclass::oid::regclass::text", [table])
+            cursor.execute(
+                "SELECT relnamespace::regnamespace::text FROM pg_class WHERE oid = %s::regclass",
+                [table],
+            )
+            return cursor.fetchone()[0]
+
+    with tenant_context(tenant_a):
+        assert schema_of("tenants_tenant") == "public"
+        assert schema_of("accounts_user") == "public"
+        assert schema_of("tenants_auditevent") == "public"
+        assert schema_of("workflows_workflow") == "pt_alpha"
+        assert schema_of("accounts_membership") == "pt_alpha"
