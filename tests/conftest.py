@@ -137,15 +137,33 @@ def placement_schemas(django_db_setup, django_db_blocker) -> tuple[str, ...]:
     return TEST_SCHEMAS
 
 
+# A suite marked `every_placement` runs once per pair: both tenants shared, each one in a
+# dedicated schema while the other is shared, and both in dedicated schemas (two of them).
+PLACEMENT_PAIRS = [
+    ("shared", "shared"),
+    ("schema", "shared"),
+    ("shared", "schema"),
+    ("schema", "schema"),
+]
+
+
+def pytest_generate_tests(metafunc):
+    if "placements" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+        "every_placement"
+    ):
+        metafunc.parametrize(
+            "placements", PLACEMENT_PAIRS, indirect=True, ids=["-".join(p) for p in PLACEMENT_PAIRS]
+        )
+
+
 @pytest.fixture
-def placements() -> tuple[str, str]:
-    """Where tenant_a and tenant_b live; suites that must hold in every placement override
-    this with params (tests/placement_matrix.py)."""
-    return ("shared", "shared")
+def placements(request) -> tuple[str, str]:
+    """Where tenant_a and tenant_b live: shared, unless the suite is marked every_placement."""
+    return getattr(request, "param", ("shared", "shared"))
 
 
-def _placed(request, index: int) -> dict:
-    placement = request.getfixturevalue("placements")[index]
+def _placed(request, placements, index: int) -> dict:
+    placement = placements[index]
     if placement == "shared":
         return {}
     schemas = request.getfixturevalue("placement_schemas")
@@ -153,20 +171,20 @@ def _placed(request, index: int) -> dict:
 
 
 @pytest.fixture
-def tenant_a(db, request):
+def tenant_a(db, request, placements):
     from tenants.models import Tenant
 
     return Tenant.objects.create(
-        slug="alpha", external_id="alpha", name="Alpha Corp", **_placed(request, 0)
+        slug="alpha", external_id="alpha", name="Alpha Corp", **_placed(request, placements, 0)
     )
 
 
 @pytest.fixture
-def tenant_b(db, request):
+def tenant_b(db, request, placements):
     from tenants.models import Tenant
 
     return Tenant.objects.create(
-        slug="bravo", external_id="bravo", name="Bravo Ltd", **_placed(request, 1)
+        slug="bravo", external_id="bravo", name="Bravo Ltd", **_placed(request, placements, 1)
     )
 
 

@@ -54,7 +54,9 @@ def pinned_connection(schema: str, *, using: str) -> Iterator[str]:
     # for this block and closed after it, carries the path as a session setting. Under the
     # tenancy backend (tests migrate as `default`) its prefix sets the same path (PINNED).
     options = entry.setdefault("OPTIONS", {})
-    options["options"] = f"{options.get('options', '')} -c search_path={schema},{HOME_SCHEMA}".strip()
+    options["options"] = (
+        f"{options.get('options', '')} -c search_path={schema},{HOME_SCHEMA}".strip()
+    )
     connections[alias] = load_backend(entry["ENGINE"]).DatabaseWrapper(entry, alias)
     try:
         yield alias

@@ -42,15 +42,15 @@ def test_the_search_path_is_per_transaction(tenant_a, tenant_b):
             return cursor.fetchone()[0]
 
     with tenant_context(tenant_a):
-        assert path() == '{pt_alpha,public}'
+        assert path() == "{pt_alpha,public}"
     with tenant_context(tenant_b):
         assert path() == "{public}"
     assert path() == "{public}"
     with transaction.atomic(), tenant_context(tenant_a):
-        assert path() == '{pt_alpha,public}'
+        assert path() == "{pt_alpha,public}"
         with tenant_context(tenant_b):
             assert path() == "{public}"  # a scope change inside a transaction re-routes too
-        assert path() == '{pt_alpha,public}'
+        assert path() == "{pt_alpha,public}"
 
 
 def test_global_tables_resolve_to_public(tenant_a):

@@ -16,7 +16,7 @@ from tenants.db.catalog import tenant_models
 from tenants.models import Tenant
 from workflows.models import Workflow, WorkflowRun
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.every_placement]
 
 COUNT_PER_TENANT = "SELECT count(*) FROM workflows_workflow w WHERE w.tenant_id = tenants_tenant.id"
 

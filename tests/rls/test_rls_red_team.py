@@ -34,7 +34,7 @@ from tests.rls.support import (
     rows_by_tenant,
 )
 
-pytestmark = COMMITTED
+pytestmark = [COMMITTED, pytest.mark.every_placement]
 
 BREAKGLASS = settings.TENANCY_BREAKGLASS_ROLE
 SIGNED = re.compile(r"[tgb]:[0-9]+:[0-9]+:[0-9]+:[0-9a-f]{64}")

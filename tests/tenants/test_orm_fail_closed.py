@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.db import transaction
 from django.db.models import Count, Prefetch
 
 from tenants.context import no_tenant, tenant_context, unscoped
-from tenants.exceptions import CrossTenantWrite, TenantNotSet
+from tenants.exceptions import CrossTenantWrite, PlacementNotCovered, TenantNotSet
 from workflows.models import Workflow, WorkflowRun
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.every_placement]
 
 
 @pytest.fixture
@@ -330,7 +331,7 @@ def test_tenant_context_nests_and_restores(data):
         Workflow.objects.count()
 
 
-def test_unscoped_needs_a_reason_and_writes_an_audit_row(data):
+def test_unscoped_needs_a_reason_and_writes_an_audit_row(data, placements):
     from tenants.exceptions import BypassReasonRequired
     from tenants.models import AuditEvent
 
@@ -339,18 +340,28 @@ def test_unscoped_needs_a_reason_and_writes_an_audit_row(data):
             pass
     before = AuditEvent.objects.filter(action="unscoped").count()
     with unscoped(reason="test: read both"):
-        assert names(Workflow.objects.all()) == {"a1", "a2", "b1"}
+        if "schema" in placements:
+            # The shared tables only would be a wrong answer: refused (docs/placement.md).
+            with pytest.raises(PlacementNotCovered):
+                Workflow.objects.count()
+        else:
+            assert names(Workflow.objects.all()) == {"a1", "a2", "b1"}
     events = AuditEvent.objects.filter(action="unscoped").order_by("-id")
     assert events.count() == before + 1
     assert events.first().reason == "test: read both"
 
 
-def test_unscoped_write_needs_an_explicit_tenant(data):
+def test_unscoped_write_needs_an_explicit_tenant(data, placements):
     with unscoped(reason="test: write"):
         with pytest.raises(CrossTenantWrite):
             Workflow.objects.create(name="orphan")
-        Workflow.objects.create(name="placed", tenant=data["b"])
-    assert "placed" in _names_of(data, "b")
+        if placements[1] == "schema":
+            # It would land in the shared tables, not in b's schema: refused.
+            with pytest.raises(PlacementNotCovered), transaction.atomic():
+                Workflow.objects.create(name="placed", tenant=data["b"])
+        else:
+            Workflow.objects.create(name="placed", tenant=data["b"])
+    assert ("placed" in _names_of(data, "b")) is (placements[1] == "shared")
 
 
 def test_raw_requires_a_tenant(data):

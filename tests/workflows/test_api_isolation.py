@@ -12,7 +12,7 @@ from tenants.context import tenant_context, unscoped
 from workflows.models import Workflow, WorkflowRun
 from workflows.urls import router
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.every_placement]
 MISSING_ID = 987654321
 
 

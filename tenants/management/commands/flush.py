@@ -1,4 +1,5 @@
-"""`flush` empties tables as the owner: the runtime role has no TRUNCATE, by design."""
+"""`flush` empties tables as the owner (the runtime role has no TRUNCATE, by design), and
+those of dedicated schemas with them."""
 
 from django.core.management.commands.flush import Command as DjangoFlush
 
@@ -13,5 +14,8 @@ class Command(DjangoFlush):
     def execute(self, *args, **options):
         if options.get("database") == "default":
             options["database"] = OWNER_ALIAS  # the test runner flushes `default` by name
+        # Tables of dedicated schemas point at the tenants (tenants.placement): TRUNCATE of
+        # the tenant table must take theirs with it, or PostgreSQL refuses it.
+        options["allow_cascade"] = True
         with owner_alias():
             return super().execute(*args, **options)
