@@ -151,8 +151,8 @@ def _share_sequences(schema: str, *, using: str) -> None:
 
 
 def _grant_runtime(schema: str, *, using: str) -> None:
-    """What the shared tables grant (tenants.db.roles): read and write, never TRUNCATE, nothing
-    on the migration history; and no CREATE in the schema for anyone but the owner."""
+    """What the shared tables grant (tenants.db.roles): read and write, never TRUNCATE, only
+    SELECT on the migration history; and no CREATE in the schema for anyone but the owner."""
     quote = connections[using].ops.quote_name
     with connections[using].cursor() as cursor:
         cursor.execute(f'REVOKE ALL ON SCHEMA "{schema}" FROM PUBLIC')
@@ -169,7 +169,9 @@ def _grant_runtime(schema: str, *, using: str) -> None:
                 f'REVOKE TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA "{schema}" '
                 f"FROM {role}"
             )
-            cursor.execute(f'REVOKE ALL ON "{schema}".django_migrations FROM {role}')
+            cursor.execute(
+                f'REVOKE INSERT, UPDATE, DELETE ON "{schema}".django_migrations FROM {role}'
+            )
 
 
 def migrate_schemas(*, using: str, report: Report | None = None) -> dict[str, int]:

@@ -8,7 +8,8 @@ import json
 import pytest
 from django.urls import URLPattern
 
-from tenants.context import tenant_context, unscoped
+from tenants.context import tenant_context
+from tests.placement.support import rows_everywhere
 from workflows.models import Workflow, WorkflowRun
 from workflows.urls import router
 
@@ -51,12 +52,11 @@ def world(tenant_a, tenant_b, user_a, user_b):
 
 
 def snapshot() -> list:
-    with unscoped(reason="test: snapshot all rows"):
-        workflows = list(
-            Workflow.objects.order_by("id").values("id", "tenant_id", "name", "description")
-        )
-        runs = list(WorkflowRun.objects.order_by("id").values("id", "tenant_id", "status"))
-    return [workflows, runs]
+    # Every placement's tables, so a row written into the wrong one is a difference too.
+    return [
+        rows_everywhere("workflows_workflow", "id, name, description"),
+        rows_everywhere("workflows_workflowrun", "id, status"),
+    ]
 
 
 def target_id(world, url_name: str) -> int:
