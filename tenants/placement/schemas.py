@@ -195,9 +195,11 @@ def migrate_schemas(*, using: str, report: Report | None = None) -> dict[str, in
     return done
 
 
-def lagging_schemas(*, using: str) -> list[str]:
-    """`tenants check` findings: a dedicated schema that is missing or behind the code."""
+def schema_findings(*, using: str) -> list[str]:
+    """`tenants check` findings of the dedicated schemas: missing, lagging behind the code, or a
+    tenant table without forced row security, its isolation policy or the runtime grants."""
     findings = []
+    runtime = settings.TENANCY_RUNTIME_ROLE
     for schema in dedicated_schemas(using=using):
         with connections[using].cursor() as cursor:
             cursor.execute("SELECT to_regnamespace(%s) IS NOT NULL", [f'"{schema}"'])
@@ -214,4 +216,37 @@ def lagging_schemas(*, using: str) -> list[str]:
                 f"dedicated schema {schema} lags: {len(missing)} migrations to apply "
                 f"(first {missing[0]}; run migrate)"
             )
+            continue
+        findings.extend(_table_findings(schema, using=using, runtime=runtime))
+    return findings
+
+
+def _table_findings(schema: str, *, using: str, runtime: str) -> list[str]:
+    findings = []
+    with connections[using].cursor() as cursor:
+        for model in tenant_models():
+            table = model._meta.db_table
+            cursor.execute(
+                "SELECT c.relrowsecurity, c.relforcerowsecurity, "
+                "has_table_privilege(%s, c.oid, 'SELECT'), "
+                "has_table_privilege(%s, c.oid, 'TRUNCATE'), "
+                "(SELECT count(*) FROM pg_policies p WHERE p.schemaname = %s "
+                " AND p.tablename = %s AND p.policyname LIKE '%%\\_isolation') "
+                "FROM pg_class c WHERE c.oid = to_regclass(%s)",
+                [runtime, runtime, schema, table, f'"{schema}"."{table}"'],
+            )
+            row = cursor.fetchone()
+            where = f"{schema}.{table}"
+            if row is None:
+                findings.append(f"{where}: table is missing (run migrate)")
+                continue
+            enabled, forced, readable, truncate, isolation = row
+            if not (enabled and forced):
+                findings.append(f"{where}: row level security is not ENABLEd and FORCEd")
+            if not isolation:
+                findings.append(f"{where}: no tenant isolation policy")
+            if not readable:
+                findings.append(f"{where}: runtime role {runtime} has no access (run migrate)")
+            if truncate:
+                findings.append(f"{where}: runtime role {runtime} may TRUNCATE")
     return findings
