@@ -40,6 +40,7 @@ CALLABLE = (
     "open_breakglass(text, text, bigint, text, text, bigint, text, text)",
     "close_breakglass(bigint, text)",
     "scope_search_path()",
+    "scope_placed_in(text)",
 )
 
 
@@ -245,6 +246,17 @@ def _functions_sql(schema: str) -> list[str]:
                 RETURN quote_ident(n) || ', ' || '{schema}';
               END IF;
               RETURN '{schema}';
+            END $$""",
+        # Whether the signed tenant is placed in dedicated schema `target` (or an open
+        # break-glass grant writes): the restrictive policy of a dedicated schema's tables, so a
+        # tenant cannot write even its own rows into another tenant's schema.
+        f"""CREATE OR REPLACE FUNCTION {PRIVATE}.scope_placed_in(target text) RETURNS boolean
+            LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+            DECLARE t bigint := {PRIVATE}.scope_id('t');
+            BEGIN
+              IF t IS NULL THEN RETURN {PRIVATE}.breakglass_open(); END IF;
+              RETURN EXISTS (SELECT 1 FROM {schema}.tenants_tenant WHERE id = t
+                AND placement = 'schema' AND placement_name = target);
             END $$""",
         f"REVOKE ALL ON ALL FUNCTIONS IN SCHEMA {PRIVATE} FROM PUBLIC",
     ]

@@ -26,6 +26,7 @@ from tenants.exceptions import PlacementError
 from tenants.placement.paths import ALIAS_PREFIX, HOME_SCHEMA, PINNED, valid_schema_name
 
 Report = Callable[[str], None]
+PLACEMENT_POLICY = "ameide_placement"
 
 
 def default_schema_name(tenant_id: int) -> str:
@@ -126,6 +127,7 @@ def migrate_schema(schema: str, *, using: str, report: Report | None = None) -> 
             executor.loader.build_graph()
         _share_sequences(schema, using=alias)
         _grant_runtime(schema, using=alias)
+        _placement_policies(schema, using=alias)
     return len(plan)
 
 
@@ -171,6 +173,20 @@ def _grant_runtime(schema: str, *, using: str) -> None:
             )
             cursor.execute(
                 f'REVOKE INSERT, UPDATE, DELETE ON "{schema}".django_migrations FROM {role}'
+            )
+
+
+def _placement_policies(schema: str, *, using: str) -> None:
+    """A restrictive policy on each table of the schema: rows are written there only by a
+    tenant placed in it (or break-glass). Reads are the isolation policy's business alone."""
+    with connections[using].cursor() as cursor:
+        for model in tenant_models():
+            table = f'"{schema}"."{model._meta.db_table}"'
+            check = f"(SELECT ameide_private.scope_placed_in('{schema}'))"
+            cursor.execute(f"DROP POLICY IF EXISTS {PLACEMENT_POLICY} ON {table}")
+            cursor.execute(
+                f"CREATE POLICY {PLACEMENT_POLICY} ON {table} AS RESTRICTIVE "
+                f"USING (true) WITH CHECK ({check})"
             )
 
 
