@@ -49,6 +49,9 @@ def tenant_create(
     if placement == Placement.SCHEMA:
         tenant.placement = Placement.SCHEMA
         tenant.placement_name = checked_name(schema or default_schema_name(tenant.pk))
+        if connections["default"].in_atomic_block:
+            # The schema's foreign keys lock the tenant table, which this transaction may hold.
+            raise TenantInputError("A dedicated schema is provisioned outside any transaction.")
         if Tenant.objects.filter(slug=slug).exists():  # before the schema is made for nothing
             raise TenantInputError(f"A tenant with slug {slug!r} already exists.")
         with owner_alias() as owner:
