@@ -16,6 +16,7 @@ from tenants.context import current_tenant
 from tenants.exceptions import LifecycleError, TenantInputError
 from tenants.lifecycle.status import tenant_transition
 from tenants.models import AuditEvent, Tenant
+from tenants.selectors import placement_label
 from tenants.services import SLUG_RE, tenant_create, tenant_update
 
 
@@ -69,8 +70,16 @@ class TenantAdmin(PlatformPermissions, admin.ModelAdmin):
     the services write the audit rows, and nothing here hard-deletes a tenant (that is
     `manage.py tenants purge`)."""
 
-    list_display = ["slug", "name", "external_id", "status", "created_at", "act_as_link"]
-    list_filter = ["status"]
+    list_display = [
+        "slug",
+        "name",
+        "external_id",
+        "status",
+        "placement_shown",
+        "created_at",
+        "act_as_link",
+    ]
+    list_filter = ["status", "placement"]
     search_fields = ["slug", "name", "external_id"]
     ordering = ["slug"]
     actions = ["suspend_tenants", "reactivate_tenants"]
@@ -82,10 +91,25 @@ class TenantAdmin(PlatformPermissions, admin.ModelAdmin):
     def get_fields(self, request, obj=None):
         if obj is None:
             return ["slug", "name", "external_id"]
-        return ["slug", "name", "external_id", "status", "created_at", "updated_at"]
+        return [
+            "slug",
+            "name",
+            "external_id",
+            "status",
+            "placement_shown",
+            "created_at",
+            "updated_at",
+        ]
 
     def get_readonly_fields(self, request, obj=None):
-        return ["slug", "status", "created_at", "updated_at"] if obj is not None else []
+        # Placement changes only through `tenants move` (docs/placement.md): shown, never edited.
+        if obj is None:
+            return []
+        return ["slug", "status", "placement_shown", "created_at", "updated_at"]
+
+    @admin.display(description="placement", ordering="placement")
+    def placement_shown(self, tenant: Tenant) -> str:
+        return placement_label(tenant)
 
     def get_actions(self, request):
         actions = super().get_actions(request)

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db.models import BaseConstraint
 
 from tenants.db import wall
+from tenants.placement.paths import HOME_SCHEMA, pinned_schema
 
 
 class _DeferredConstraint(BaseConstraint):
@@ -231,6 +232,9 @@ class RowSecurity(_DeferredConstraint):
 
 
 def _schema(schema_editor) -> str:
+    if pinned_schema(schema_editor.connection.settings_dict) is not None:
+        # Migrating a dedicated schema: the wall's functions stay where the global tables are.
+        return schema_editor.quote_name(HOME_SCHEMA)
     with schema_editor.connection.cursor() as cursor:
         cursor.execute("SELECT current_schema()")
         return schema_editor.quote_name(cursor.fetchone()[0])

@@ -57,17 +57,19 @@ class PlacementUnavailable(TenancyError):
 
 
 class UnscopedAcrossPlacements(TenancyError):
-    """unscoped() would read or write placed tenant rows while a tenant is in a dedicated database.
+    """unscoped() would read or write tenant rows while a tenant is in a dedicated schema or
+    database.
 
     Its break-glass grant opens the shared tables only; rather than answer for some tenants
     as if it were all of them, it refuses (docs/placement.md).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, detail: str = "") -> None:
         super().__init__(
-            "unscoped() covers the shared tables only and some tenant is placed in a "
-            "dedicated database: cross-tenant work on placed tenant rows is refused; "
-            "work per tenant with tenant_context() instead"
+            detail
+            or "unscoped() covers the shared tables only and some tenant has a dedicated "
+            "schema or database: cross-tenant work on tenant rows is refused; work per tenant "
+            "with tenant_context() instead"
         )
 
 
@@ -110,3 +112,8 @@ class CommandInTenantFailed(LifecycleError):
 class NodeMoveFailed(LifecycleError):
     """A Citus step of `tenants move --to node` failed; the steps before it stay done and
     running the command again finishes the move."""
+
+
+class PlacementError(TenantInputError):
+    """A dedicated placement could not be named, provisioned or migrated; the message says
+    which and what to run."""

@@ -9,13 +9,43 @@ request that evaluates it, and raises TenantNotSet when there is none.
 from __future__ import annotations
 
 from django.core.exceptions import FullResultSet
-from django.db import models
+from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.db.models.expressions import Expression
 from django.db.models.lookups import Exact
 from django.db.models.sql.where import AND, WhereNode
 
 from tenants.context import current_scope, current_tenant
-from tenants.exceptions import CrossTenantWrite, TenantNotSet
+from tenants.exceptions import CrossTenantWrite, TenantNotSet, UnscopedAcrossPlacements
+
+# Inside unscoped() the database resolves tenant tables to the shared ones (the home schema,
+# tenants.placement.paths): rows of tenants in dedicated schemas are not among them. So the ORM
+# refuses a cross-tenant read while any tenant has a dedicated schema, and a write for such a
+# tenant, instead of answering for the shared tables only (docs/placement.md).
+_DEDICATED = "SELECT count(*) FROM tenants_tenant WHERE placement <> 'shared'"
+_PLACEMENT_OF = "SELECT placement FROM tenants_tenant WHERE id = %s"
+
+
+def refuse_uncovered_read(connection) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(_DEDICATED)
+        dedicated = cursor.fetchone()[0]
+    if dedicated:
+        raise UnscopedAcrossPlacements(
+            f"unscoped() reads the shared tables only, and {dedicated} tenant(s) have a "
+            "dedicated schema or database: read each of those in its own tenant_context() instead."
+        )
+
+
+def refuse_uncovered_write(instance: models.Model) -> None:
+    # The tenant directory is in the primary database, whatever the row's placement.
+    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+        cursor.execute(_PLACEMENT_OF, [instance.tenant_id])
+        row = cursor.fetchone()
+    if row is not None and row[0] != "shared":
+        raise UnscopedAcrossPlacements(
+            f"unscoped() writes the shared tables only, and tenant {instance.tenant_id} has a "
+            "dedicated schema or database: write its rows in its tenant_context() instead."
+        )
 
 
 class CurrentTenantId(Expression):
@@ -29,6 +59,7 @@ class CurrentTenantId(Expression):
         if scope.tenant is not None:
             return "%s", [scope.tenant.pk]
         if scope.is_bypass:
+            refuse_uncovered_read(connection)
             # Inside unscoped(): the condition disappears (WhereNode treats it as "all rows").
             raise FullResultSet
         raise TenantNotSet()
@@ -58,6 +89,7 @@ def claim_row_for_current_tenant(instance: models.Model) -> None:
             raise CrossTenantWrite(
                 f"{type(instance).__name__} written inside unscoped() needs an explicit tenant."
             )
+        refuse_uncovered_write(instance)
         return
     if instance.tenant_id is None:
         instance.tenant_id = tenant_id

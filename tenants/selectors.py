@@ -6,11 +6,19 @@ from django.db.models import QuerySet
 
 from tenants.context import current_tenant
 from tenants.exceptions import TenantNotFound
-from tenants.models import AuditEvent, Tenant
+from tenants.models import AuditEvent, Placement, Tenant
 
 
-def tenant_list() -> QuerySet[Tenant]:
-    return Tenant.objects.order_by("slug")
+def tenant_list(*, placement: str | None = None) -> QuerySet[Tenant]:
+    tenants = Tenant.objects.order_by("slug")
+    return tenants if placement is None else tenants.filter(placement=placement)
+
+
+def placement_label(tenant: Tenant) -> str:
+    """`shared`, or the placement and its name (`schema:tenant_7`)."""
+    if tenant.placement == Placement.SHARED:
+        return Placement.SHARED.value
+    return f"{tenant.placement}:{tenant.placement_name}"
 
 
 def tenant_get(*, slug: str) -> Tenant:

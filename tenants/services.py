@@ -9,18 +9,29 @@ from django.db import IntegrityError, connections, transaction
 from django.db.models.sql import InsertQuery
 
 from tenants.audit import audit_call, record_event, saved_row
+from tenants.db.owner import owner_alias
 from tenants.db.sequences import next_id
 from tenants.exceptions import TenantInputError
-from tenants.models import Tenant
+from tenants.models import Placement, Tenant
+from tenants.placement.schemas import checked_name, default_schema_name, migrate_schema
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 
 def tenant_create(
-    *, slug: str, name: str, external_id: str | None = None, pk: int | None = None
+    *,
+    slug: str,
+    name: str,
+    external_id: str | None = None,
+    pk: int | None = None,
+    placement: str = Placement.SHARED,
+    schema: str | None = None,
 ) -> Tenant:
     """Create a tenant and its `tenant.create` audit row. `pk`: an id the caller reserved
-    (an import keeping the archive's, tenants.lifecycle.ids); default: the next one."""
+    (an import keeping the archive's, tenants.lifecycle.ids); default: the next one. With
+    placement `schema`, its dedicated schema is provisioned first (the tenant migrations, as
+    `migrate` runs them; needs the owner's connection), then the row is written, so no
+    transaction of the tenant ever routes to a schema that is not there."""
     if not SLUG_RE.match(slug or ""):
         raise TenantInputError(
             f"Invalid slug {slug!r}: use 1-63 lowercase letters, digits and inner hyphens."
@@ -30,12 +41,29 @@ def tenant_create(
     external_id = slug if external_id is None else external_id
     if not external_id or external_id != external_id.strip():
         raise TenantInputError("The external id must be non-empty and unpadded.")
+    if placement not in (Placement.SHARED, Placement.SCHEMA):
+        raise TenantInputError(
+            f"Placement {placement!r} is not created here: use shared or schema "
+            "(a dedicated database: docs/placement.md)."
+        )
+    if schema and placement != Placement.SCHEMA:
+        raise TenantInputError("--schema goes with --placement schema.")
     tenant = Tenant(
         pk=next_id(model=Tenant) if pk is None else pk,
         slug=slug,
         name=name.strip(),
         external_id=external_id,
     )
+    if placement == Placement.SCHEMA:
+        tenant.placement = Placement.SCHEMA
+        tenant.placement_name = checked_name(schema or default_schema_name(tenant.pk))
+        if connections["default"].in_atomic_block:
+            # The schema's foreign keys lock the tenant table, which this transaction may hold.
+            raise TenantInputError("A dedicated schema is provisioned outside any transaction.")
+        if Tenant.objects.filter(slug=slug).exists():  # before the schema is made for nothing
+            raise TenantInputError(f"A tenant with slug {slug!r} already exists.")
+        with owner_alias() as owner:
+            migrate_schema(tenant.placement_name, using=owner)
     try:
         _insert_with_audit(tenant=tenant)
     except IntegrityError:

@@ -122,35 +122,87 @@ def django_db_setup(request, django_test_environment, django_db_blocker):
         teardown_databases(db_cfg, verbosity=0, keepdb=on_citus)
 
 
-@pytest.fixture(params=dedicated.PAIRS, ids=dedicated.pair_id)
+# Dedicated schemas the tests place tenants in (docs/placement.md): provisioned once per
+# session, on first use, by the same migrations `manage.py migrate` runs for every schema.
+TEST_SCHEMAS = ("pt_alpha", "pt_bravo")
+
+
+@pytest.fixture(scope="session")
+def placement_schemas(django_db_setup, django_db_blocker) -> tuple[str, ...]:
+    from tenants.placement.schemas import migrate_schema
+
+    with django_db_blocker.unblock():
+        for schema in TEST_SCHEMAS:
+            migrate_schema(schema, using="owner")
+        connections["owner"].close()
+    return TEST_SCHEMAS
+
+
+# A suite marked `every_placement` runs once per pair of placements of tenant_a and tenant_b:
+# both shared; each in a dedicated schema while the other is shared, and both in schemas of
+# their own; and, where the session has dedicated databases (tests/dedicated.py) and the suite
+# does not say `every_placement(databases=False)`, each in the database on the other server
+# while the other is shared, one in each dedicated database, and a schema tenant next to a
+# tenant on the other server.
+SCHEMA_PAIRS = [
+    ("shared", "shared"),
+    ("schema", "shared"),
+    ("shared", "schema"),
+    ("schema", "schema"),
+]
+DATABASE_PAIRS = (
+    [
+        (dedicated.FAR, "shared"),
+        ("shared", dedicated.FAR),
+        (dedicated.NEAR, dedicated.FAR),
+        ("schema", dedicated.FAR),
+    ]
+    if dedicated.ENABLED
+    else []
+)
+
+
+def pytest_generate_tests(metafunc):
+    marker = metafunc.definition.get_closest_marker("every_placement")
+    if "placements" in metafunc.fixturenames and marker:
+        pairs = SCHEMA_PAIRS + (DATABASE_PAIRS if marker.kwargs.get("databases", True) else [])
+        metafunc.parametrize("placements", pairs, indirect=True, ids=["-".join(p) for p in pairs])
+
+
+@pytest.fixture
 def placements(request) -> tuple[str, str]:
-    """Where A's and B's rows live: the matrices that ask for it run with each pair
-    (tests/dedicated.py), overriding tenant_a and tenant_b with `placed_tenant_a` and `_b`."""
-    return request.param
+    """Where tenant_a and tenant_b live: shared, unless the suite is marked every_placement."""
+    return getattr(request, "param", ("shared", "shared"))
+
+
+def _placed(request, placements, index: int) -> dict:
+    from tenants.models import Placement
+
+    placement = placements[index]
+    if placement == "shared":
+        return {}
+    if placement in (dedicated.NEAR, dedicated.FAR):
+        return {"placement": Placement.DATABASE, "placement_name": placement}
+    schemas = request.getfixturevalue("placement_schemas")
+    return {"placement": Placement.SCHEMA, "placement_name": schemas[index]}
 
 
 @pytest.fixture
-def placed_tenant_a(db, placements):
-    return dedicated.make_tenant(slug="alpha", placement=placements[0])
-
-
-@pytest.fixture
-def placed_tenant_b(db, placements):
-    return dedicated.make_tenant(slug="bravo", placement=placements[1])
-
-
-@pytest.fixture
-def tenant_a(db):
+def tenant_a(db, request, placements):
     from tenants.models import Tenant
 
-    return Tenant.objects.create(slug="alpha", external_id="alpha", name="Alpha Corp")
+    return Tenant.objects.create(
+        slug="alpha", external_id="alpha", name="Alpha Corp", **_placed(request, placements, 0)
+    )
 
 
 @pytest.fixture
-def tenant_b(db):
+def tenant_b(db, request, placements):
     from tenants.models import Tenant
 
-    return Tenant.objects.create(slug="bravo", external_id="bravo", name="Bravo Ltd")
+    return Tenant.objects.create(
+        slug="bravo", external_id="bravo", name="Bravo Ltd", **_placed(request, placements, 1)
+    )
 
 
 def make_member(*, tenant, username: str, role: str = "member"):

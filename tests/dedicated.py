@@ -36,9 +36,6 @@ ALIASES = [dedicated_alias(NEAR), dedicated_alias(FAR)] if ENABLED else []
 DATABASES = ["default", *ALIASES]
 # Transactional tests (committed rows): the owners too, whose flush empties the tables.
 COMMITTED_DATABASES = [*DATABASES, "owner", *(f"{alias}_owner" for alias in ALIASES)]
-# Pairs of placements of tenants A and B that the matrices run with: shared tables (""),
-# or a dedicated database's name.
-PAIRS = [("", ""), (FAR, ""), ("", FAR), (NEAR, FAR)] if ENABLED else [("", "")]
 
 
 def _url(config: dict, *, name: str) -> str:
@@ -110,7 +107,3 @@ def make_tenant(*, slug: str, placement: str):
         placement=Placement.DATABASE,
         placement_name=placement,
     )
-
-
-def pair_id(pair: tuple[str, str]) -> str:
-    return "-".join(p or "shared" for p in pair)

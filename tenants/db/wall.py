@@ -20,6 +20,7 @@ owner). Policies of tenant and global tables are built from the predicates below
 
 from __future__ import annotations
 
+from django.apps import apps
 from django.conf import settings
 
 from tenants.db.signing import key_pads, scope_key
@@ -43,6 +44,9 @@ CALLABLE = (
     "close_breakglass(bigint, text)",
     "reserve_ids(text, text, bigint, text)",
     "import_audit(bigint, text, text, text, text, bigint, text, text, text, text, text)",
+    "scope_search_path()",
+    "scope_placed_in(text)",
+    "scope_member_ids()",
 )
 # How long an import waits for the transactions that hold ids of a sequence (reserve_ids);
 # past it the import stops with nothing written, to be run again.
@@ -337,8 +341,66 @@ def _functions_sql(schema: str) -> list[str]:
                         p_reason, p_request, p_details::jsonb, txid_current(), pg_backend_pid(),
                         p_archive);
             END $$""",
+        # The search path of the signed tenant's transaction (docs/placement.md): its
+        # dedicated schema first, or the home schema alone. Read from the tenant's row at
+        # every transaction, so a new placement holds from each process's next transaction;
+        # anything it cannot tell raises rather than falling back to the shared tables.
+        f"""CREATE OR REPLACE FUNCTION {PRIVATE}.scope_search_path() RETURNS text
+            LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+            DECLARE t bigint := {PRIVATE}.scope_id('t'); p text; n text;
+            BEGIN
+              IF t IS NULL THEN
+                RAISE EXCEPTION 'no signed tenant scope to route' USING ERRCODE = '42501';
+              END IF;
+              SELECT placement, placement_name INTO p, n FROM {schema}.tenants_tenant WHERE id = t;
+              IF NOT FOUND THEN
+                RAISE EXCEPTION USING ERRCODE = '42704',
+                  MESSAGE = 'tenant ' || t || ' not found for routing';
+              END IF;
+              IF p = 'schema' THEN
+                IF to_regnamespace(quote_ident(n)) IS NULL THEN
+                  RAISE EXCEPTION USING ERRCODE = '3F000',
+                    MESSAGE = 'dedicated schema ' || n || ' of tenant ' || t || ' does not exist';
+                END IF;
+                RETURN quote_ident(n) || ', ' || '{schema}';
+              END IF;
+              RETURN '{schema}';
+            END $$""",
+        # Whether the signed tenant is placed in dedicated schema `target` (or an open
+        # break-glass grant writes): the restrictive policy of a dedicated schema's tables, so a
+        # tenant cannot write even its own rows into another tenant's schema.
+        f"""CREATE OR REPLACE FUNCTION {PRIVATE}.scope_placed_in(target text) RETURNS boolean
+            LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+            DECLARE t bigint := {PRIVATE}.scope_id('t');
+            BEGIN
+              IF t IS NULL THEN RETURN {PRIVATE}.breakglass_open(); END IF;
+              RETURN EXISTS (SELECT 1 FROM {schema}.tenants_tenant WHERE id = t
+                AND placement = 'schema' AND placement_name = target);
+            END $$""",
+        # The users with a membership in the signed tenant's dedicated schema: a global
+        # table's policy names the membership table by the one it was created with (public's),
+        # so it asks this for a schema tenant's members (once per statement: an InitPlan).
+        f"""CREATE OR REPLACE FUNCTION {PRIVATE}.scope_member_ids() RETURNS bigint[]
+            LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+            DECLARE t bigint := {PRIVATE}.scope_id('t'); p text; n text; ids bigint[];
+            BEGIN
+              IF t IS NULL THEN RETURN '{{}}'; END IF;
+              SELECT placement, placement_name INTO p, n FROM {schema}.tenants_tenant WHERE id = t;
+              IF p IS DISTINCT FROM 'schema'
+                 OR to_regclass(quote_ident(n) || '.{_membership_table()}') IS NULL THEN
+                RETURN '{{}}';
+              END IF;
+              EXECUTE 'SELECT coalesce(array_agg(user_id), ''{{}}'') FROM ' || quote_ident(n)
+                || '.{_membership_table()} WHERE tenant_id = $1' INTO ids USING t;
+              RETURN ids;
+            END $$""",
         f"REVOKE ALL ON ALL FUNCTIONS IN SCHEMA {PRIVATE} FROM PUBLIC",
     ]
+
+
+def _membership_table() -> str:
+    """The membership model's table (TENANCY_MEMBERSHIP_MODEL, known to the core by name)."""
+    return apps.get_model(settings.TENANCY_MEMBERSHIP_MODEL)._meta.db_table
 
 
 def ensure_functions_sql(schema: str) -> list[str]:

@@ -55,7 +55,8 @@ def _measure(measured: dict, tables, *, placed: bool) -> None:
 
 def tenant_usage(*, tenant: Tenant | None = None) -> list[TenantUsage]:
     """Usage of one tenant (read in its context), or of all tenants (one audited cross-tenant
-    pass per table, grouped by tenant: the cost is a scan of each table, not one per tenant)."""
+    pass per table, grouped by tenant: the cost is a scan of each table, not one per tenant;
+    plus one pass per tenant in a dedicated schema or database, in its own context)."""
     tenants = [tenant] if tenant is not None else list(Tenant.objects.order_by("slug"))
     usage = {t.pk: TenantUsage(slug=t.slug, id=t.pk, status=t.status) for t in tenants}
     tables = tenant_tables()
@@ -70,9 +71,9 @@ def tenant_usage(*, tenant: Tenant | None = None) -> list[TenantUsage]:
         # tables (tenants.placement); unscoped(), the shared tables only.
         _measure(measured, tables, placed=tenant is not None)
     if tenant is None:
-        # Tenants in dedicated databases, one by one in their own (unscoped() covers the
-        # shared tables only): the cost grows with these tenants, not with shared ones.
-        for placed in [t for t in tenants if t.placement == Placement.DATABASE]:
+        # Tenants in dedicated schemas and databases, one by one in their own (unscoped()
+        # covers the shared tables only): the cost grows with these tenants, not with shared ones.
+        for placed in [t for t in tenants if t.placement != Placement.SHARED]:
             with tenant_context(placed):
                 _measure(measured, tables, placed=True)
     for tenant_id, entry in usage.items():

@@ -77,6 +77,8 @@ def tenant_dict(tenant: Tenant) -> dict:
         "external_id": tenant.external_id,
         "name": tenant.name,
         "status": tenant.status,
+        "placement": tenant.placement,
+        "placement_name": tenant.placement_name,
         "created_at": tenant.created_at.isoformat(),
     }
 

@@ -50,7 +50,7 @@ def alias_of(tenant) -> str:
 def current_alias() -> str:
     """The alias of the current tenant's placed rows (`default` with no tenant)."""
     scope = current_scope()
-    if scope.is_bypass and Tenant.objects.filter(placement=Placement.DATABASE).exists():
+    if scope.is_bypass and Tenant.objects.exclude(placement=Placement.SHARED).exists():
         # Asked every time (unscoped() is rare and audited): a tenant placed a moment ago
         # in another process counts at once.
         raise UnscopedAcrossPlacements()

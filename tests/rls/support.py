@@ -79,9 +79,20 @@ def owner_execute(sql: str, params=None) -> list[tuple]:
 
 
 def rows_by_tenant(table: str = "workflows_workflow") -> dict[int, int]:
-    """What is really in a table, read as the owner: {tenant_id: row count}."""
-    rows = owner_execute(f"SELECT tenant_id, count(*) FROM {table} GROUP BY tenant_id")
-    return dict(rows)
+    """What is really in a table, in every placement, read as the owner: {tenant_id: rows}."""
+    counts: dict[int, int] = {}
+    # The shared table and each dedicated schema's (tenants.placement).
+    schemas = owner_execute(
+        "SELECT relnamespace::regnamespace::text FROM pg_class WHERE relname = %s "
+        "AND relkind IN ('r', 'p')",
+        [table],
+    )
+    for (schema,) in schemas:
+        for tenant_id, n in owner_execute(
+            f"SELECT tenant_id, count(*) FROM {schema}.{table} GROUP BY tenant_id"
+        ):
+            counts[tenant_id] = counts.get(tenant_id, 0) + n
+    return counts
 
 
 def free_port() -> int:

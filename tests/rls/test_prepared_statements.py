@@ -1,6 +1,7 @@
 """Prepared statements (the scope's prefix and repeated queries, psycopg's prepare_threshold):
 PostgreSQL plans them once per connection, and a plan never carries a tenant: executed under
-another tenant's scope, the same prepared statement returns that tenant's rows."""
+another tenant's scope, the same prepared statement returns that tenant's rows, from that
+tenant's placement."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from django.db import connections
 from tenants.context import no_tenant, tenant_context
 from tests.rls.support import COMMITTED
 
-pytestmark = COMMITTED
+# In every placement: a plan prepared under one tenant's search path (a dedicated schema, or
+# public) and executed under another's is planned again by PostgreSQL (its plan cache keys on
+# search_path), so it reads the other tenant's tables, never the first one's.
+pytestmark = [COMMITTED, pytest.mark.every_placement(databases=False)]
 
 RAW_COUNT = "SELECT count(*) FROM workflows_workflow"  # no tenant filter: RLS alone decides
 
@@ -57,6 +61,9 @@ def test_a_prepared_plan_follows_the_scope_of_each_execution(
     assert b_names == {"bravo one", "shared name"}
     with no_tenant():
         assert _count(persistent) == 0  # the global scope sees no tenant rows
+    with tenant_context(tenant_a):  # and back: A's own rows again, from A's placement
+        assert set(_names(persistent)) == {"alpha one", "shared name"}
+    assert RAW_COUNT in _prepared(persistent)
 
 
 def _names(wrapper) -> list[str]:

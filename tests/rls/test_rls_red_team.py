@@ -12,6 +12,7 @@ import hashlib
 import re
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -26,6 +27,7 @@ from tenants.audit import record_event
 from tenants.context import no_tenant, tenant_context, unscoped
 from tenants.db.signing import DatabaseScope, scope_value, signed_fields
 from tests.conftest import make_member
+from tests.placement.support import path_of
 from tests.rls.support import (
     COMMITTED,
     connection_kwargs,
@@ -35,7 +37,7 @@ from tests.rls.support import (
     server_address,
 )
 
-pytestmark = COMMITTED
+pytestmark = [COMMITTED, pytest.mark.every_placement(databases=False)]
 
 BREAKGLASS = settings.TENANCY_BREAKGLASS_ROLE
 SIGNED = re.compile(r"[tgb]:[0-9]+:[0-9]+:[0-9]+:[0-9a-f]{64}")
@@ -95,6 +97,8 @@ def test_forged_scope_values_read_nothing(two_tenants, via):
         _flip_last(genuine_value(b)),  # one character of the signature changed
     ]
     with runtime_connection(via) as conn:
+        # The attacker points its session at B's tables, wherever B is placed.
+        conn.execute(f"SET search_path = {path_of(b)}")
         for value in forged:
             for local in (True, False):
                 with conn.transaction():
@@ -120,9 +124,20 @@ def test_a_genuine_value_of_another_connection_is_useless_here(two_tenants):
         value = genuine_value(b, pid=_bound_pid(victim))
         with victim.transaction():
             _set_scope(victim, value)
+            if not settings.TENANCY_CITUS:  # no dedicated schemas there
+                # As the application does: then the search path of B's placement.
+                victim.execute(
+                    "SELECT set_config('search_path', ameide_private.scope_search_path(), true)"
+                )
             assert victim.execute(B_ROWS, [b.pk]).fetchone() == (2,)
         with thief.transaction():
             _set_scope(thief, value)
+            if not settings.TENANCY_CITUS:
+                # The routing function refuses a scope it does not accept...
+                with pytest.raises(psycopg.errors.InsufficientPrivilege), thief.transaction():
+                    thief.execute("SELECT ameide_private.scope_search_path()")
+                # ...and pointing the session at B's tables by hand reads nothing.
+                thief.execute(f"SET LOCAL search_path = {path_of(b)}")
             assert thief.execute(B_ROWS, [b.pk]).fetchone() == (0,)
 
 
@@ -327,8 +342,8 @@ def test_the_signed_entry_points_refuse_what_the_app_did_not_sign(two_tenants):
                 [*fields, signed_fields("audit", *fields)],
             )
         # A genuine break-glass request works once; its replay (same nonce) is refused.
-        # A fresh nonce each run: grants are not flushed between tests (a kept database).
-        request = ["ops", "ticket 7", None, "", "", expires, f"nonce-{time.time_ns()}"]
+        # (A nonce of this run: the suite runs once per placement, grants are never flushed.)
+        request = ["ops", "ticket 7", None, "", "", expires, f"nonce-replayed-{uuid.uuid4()}"]
         mac = signed_fields("breakglass", *request)
         conn.execute(
             "SELECT ameide_private.open_breakglass(%s, %s, %s, %s, %s, %s, %s, %s)", [*request, mac]
@@ -341,10 +356,12 @@ def test_the_signed_entry_points_refuse_what_the_app_did_not_sign(two_tenants):
     assert owner_execute("SELECT count(*) FROM tenants_auditevent")[0][0] == before[0][0] + 1
 
 
-def test_a_rolled_back_unscoped_block_keeps_its_audit_row(two_tenants):
+def test_a_rolled_back_unscoped_block_keeps_its_audit_row(two_tenants, placements):
     count = "SELECT count(*) FROM tenants_auditevent WHERE action = 'unscoped' AND reason = %s"
     with pytest.raises(RuntimeError), unscoped(reason="test: rolled back"):
-        assert fetch("SELECT count(*) FROM workflows_workflow") == [(4,)]
+        # Raw SQL inside unscoped() reads the shared tables (docs/placement.md).
+        shared_rows = 2 * placements.count("shared")
+        assert fetch("SELECT count(*) FROM workflows_workflow") == [(shared_rows,)]
         raise RuntimeError("the work fails")
     assert owner_execute(count, ["test: rolled back"]) == [(1,)]
     row = owner_execute(
@@ -358,10 +375,12 @@ def test_a_rolled_back_unscoped_block_keeps_its_audit_row(two_tenants):
     assert closed == [(True,)]
 
 
-def test_a_grant_inside_an_outer_transaction_is_committed_first(two_tenants):
+def test_a_grant_inside_an_outer_transaction_is_committed_first(two_tenants, placements):
+    # Raw SQL inside unscoped() reads the shared tables (docs/placement.md).
+    shared = placements.count("shared")
     with pytest.raises(RuntimeError), transaction.atomic():
         with unscoped(reason="test: inside a request transaction"):
-            assert fetch("SELECT count(DISTINCT tenant_id) FROM workflows_workflow") == [(2,)]
+            assert fetch("SELECT count(DISTINCT tenant_id) FROM workflows_workflow") == [(shared,)]
         raise RuntimeError("the request fails after the block")
     assert owner_execute(
         "SELECT count(*) FROM tenants_auditevent WHERE reason = 'test: inside a request transaction'"

@@ -73,10 +73,10 @@ def test_list_has_a_header_row():
     tenants("create", "acme", "--name", "Acme Corporation")
     tenants("create", "globex", "--name", "Globex")
     lines = tenants("list")[0].splitlines()
-    assert lines[0].split() == ["slug", "status", "name"]
-    assert [line.split(maxsplit=2) for line in lines[1:]] == [
-        ["acme", "active", "Acme Corporation"],
-        ["globex", "active", "Globex"],
+    assert lines[0].split() == ["slug", "status", "placement", "name"]
+    assert [line.split(maxsplit=3) for line in lines[1:]] == [
+        ["acme", "active", "shared", "Acme Corporation"],
+        ["globex", "active", "shared", "Globex"],
     ]
 
 

@@ -1,6 +1,6 @@
 """Every ORM entry point, sync and async: no tenant -> TenantNotSet and nothing written;
-under A only A's rows; under B only B's rows. With A and B in the shared tables, in dedicated
-databases on this server and on another one, and one of each (tests/dedicated.py)."""
+under A only A's rows; under B only B's rows. Once per pair of placements of A and B: shared
+tables, dedicated schemas, dedicated databases on this server and another (tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -8,25 +8,17 @@ import re
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.db import transaction
 from django.db.models import Count, Prefetch
 
 from tenants.context import no_tenant, tenant_context, unscoped
 from tenants.exceptions import CrossTenantWrite, TenantNotSet, UnscopedAcrossPlacements
 from tenants.models import Placement
 from tests import dedicated
+from tests.placement.support import rows_everywhere
 from workflows.models import Workflow, WorkflowRun
 
-pytestmark = pytest.mark.django_db(databases=dedicated.DATABASES)
-
-
-@pytest.fixture
-def tenant_a(placed_tenant_a):
-    return placed_tenant_a
-
-
-@pytest.fixture
-def tenant_b(placed_tenant_b):
-    return placed_tenant_b
+pytestmark = [pytest.mark.django_db(databases=dedicated.DATABASES), pytest.mark.every_placement]
 
 
 @pytest.fixture
@@ -199,20 +191,29 @@ def test_read_sees_only_its_tenant(data, entry, side):
 
 
 def _counts(data) -> tuple[int, int, int, int]:
-    """Rows per tenant of both models, read the audited cross-tenant way; with a tenant in a
-    dedicated database (where unscoped() refuses) under each tenant, in its own database."""
+    """Rows per tenant of both models in every placement: with a tenant in a dedicated
+    database (where unscoped() refuses) under each tenant, in its own database; else read the
+    audited cross-tenant way (a row in the wrong schema counts too: tests/placement/support.py)."""
     if _any_dedicated(data):
         counts = {}
         for side in ("a", "b"):
             with tenant_context(data[side]):
                 counts[side] = (Workflow.objects.count(), WorkflowRun.objects.count())
         return counts["a"][0], counts["b"][0], counts["a"][1], counts["b"][1]
-    with unscoped(reason="test: count rows per tenant"):
-        wa = Workflow.objects.filter(tenant=data["a"]).count()
-        wb = Workflow.objects.filter(tenant=data["b"]).count()
-        ra = WorkflowRun.objects.filter(tenant=data["a"]).count()
-        rb = WorkflowRun.objects.filter(tenant=data["b"]).count()
-    return wa, wb, ra, rb
+
+    def count(table: str, tenant) -> int:
+        return sum(
+            len(rows)
+            for (_, tenant_id), rows in rows_everywhere(table, "id").items()
+            if tenant_id == tenant.pk
+        )
+
+    return (
+        count("workflows_workflow", data["a"]),
+        count("workflows_workflow", data["b"]),
+        count("workflows_workflowrun", data["a"]),
+        count("workflows_workflowrun", data["b"]),
+    )
 
 
 def _names_of(data, side) -> set[str]:
@@ -352,7 +353,7 @@ def test_tenant_context_nests_and_restores(data):
         Workflow.objects.count()
 
 
-def test_unscoped_needs_a_reason_and_writes_an_audit_row(data):
+def test_unscoped_needs_a_reason_and_writes_an_audit_row(data, placements):
     from tenants.exceptions import BypassReasonRequired
     from tenants.models import AuditEvent
 
@@ -361,10 +362,11 @@ def test_unscoped_needs_a_reason_and_writes_an_audit_row(data):
             pass
     before = AuditEvent.objects.filter(action="unscoped").count()
     with unscoped(reason="test: read both"):
-        if _any_dedicated(data):
-            # Its grant opens the shared tables only: refused rather than half an answer.
+        if placements != ("shared", "shared"):
+            # Its grant opens the shared tables only: refused rather than half an answer
+            # (docs/placement.md).
             with pytest.raises(UnscopedAcrossPlacements):
-                Workflow.objects.all().count()
+                Workflow.objects.count()
         else:
             assert names(Workflow.objects.all()) == {"a1", "a2", "b1"}
     events = AuditEvent.objects.filter(action="unscoped").order_by("-id")
@@ -376,10 +378,16 @@ def _any_dedicated(data) -> bool:
     return any(data[side].placement == Placement.DATABASE for side in ("a", "b"))
 
 
-def test_unscoped_write_needs_an_explicit_tenant(data):
-    if _any_dedicated(data):
-        with unscoped(reason="test: write"), pytest.raises(UnscopedAcrossPlacements):
-            Workflow.objects.create(name="placed", tenant=data["b"])
+def test_unscoped_write_needs_an_explicit_tenant(data, placements):
+    if placements != ("shared", "shared"):
+        # It would land in the shared tables, not where b's rows are: refused, like any
+        # cross-tenant work while a tenant has a dedicated placement.
+        with unscoped(reason="test: write"):
+            with pytest.raises((CrossTenantWrite, UnscopedAcrossPlacements)):
+                Workflow.objects.create(name="orphan")
+            with pytest.raises(UnscopedAcrossPlacements), transaction.atomic():
+                Workflow.objects.create(name="placed", tenant=data["b"])
+        assert "placed" not in _names_of(data, "b")
         return
     with unscoped(reason="test: write"):
         with pytest.raises(CrossTenantWrite):

@@ -1,34 +1,24 @@
 """The API isolation matrix, generated from the router: as a member of A, every endpoint and
 method on B's objects answers exactly like on an id that does not exist, and writes nothing.
-With A and B in the shared tables, in dedicated databases on this server and on another one,
-and one of each (tests/dedicated.py)."""
+Once per pair of placements of A and B: shared tables, dedicated schemas, dedicated databases on
+this server and another (tests/conftest.py)."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+from django.conf import settings
 from django.urls import URLPattern
 
 from tenants.context import tenant_context
 from tests import dedicated
+from tests.placement.support import rows_everywhere
 from tests.tenant_rows import every_tenants_rows
 from workflows.models import Workflow, WorkflowRun
 from workflows.urls import router
 
-pytestmark = pytest.mark.django_db(databases=dedicated.DATABASES)
-
-
-@pytest.fixture
-def tenant_a(placed_tenant_a):
-    return placed_tenant_a
-
-
-@pytest.fixture
-def tenant_b(placed_tenant_b):
-    return placed_tenant_b
-
-
+pytestmark = [pytest.mark.django_db(databases=dedicated.DATABASES), pytest.mark.every_placement]
 MISSING_ID = 987654321
 
 
@@ -76,12 +66,19 @@ def world(tenant_a, tenant_b, user_a, user_b):
 
 def snapshot(world) -> list:
     """Every row of every tenant, each tenant's read under its own scope, in the database that
-    holds its rows (a dedicated one, or the shared tables, also on Citus): no break-glass,
-    which a dedicated database refuses."""
-    return [
+    holds its rows (a dedicated one, or the shared tables, also on Citus); and, off Citus, the
+    tables of every schema read the audited cross-tenant way, so a row written into the wrong
+    placement is a difference too."""
+    rows = [
         every_tenants_rows(Workflow, "id", "tenant_id", "name", "description"),
         every_tenants_rows(WorkflowRun, "id", "tenant_id", "status"),
     ]
+    if not settings.TENANCY_CITUS:
+        rows += [
+            rows_everywhere("workflows_workflow", "id, name, description"),
+            rows_everywhere("workflows_workflowrun", "id, status"),
+        ]
+    return rows
 
 
 def target_id(world, url_name: str) -> int:

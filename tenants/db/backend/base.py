@@ -38,6 +38,13 @@ from tenants.context import current_tenant_or_none, database_scope
 from tenants.db.signing import DatabaseScope, scope_value
 from tenants.db.timeouts import timeout_for
 from tenants.db.wall import SCOPE_SETTING
+from tenants.placement.paths import (
+    FIXED_SEARCH_PATH,
+    HOME_SCHEMA,
+    TENANT_SEARCH_PATH,
+    pinned_schema,
+    search_path_of,
+)
 from tenants.preparation import Tenancy
 
 # Exactly Django's transaction-control statements; anything else carries the scope.
@@ -308,8 +315,24 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
             default = settings.TENANCY_STATEMENT_TIMEOUT_MS
             timeout = timeout_for(tenant_id=scope.ident, default=default)
             if timeout:
-                return _PREFIX_WITH_TIMEOUT, [value, role, label, str(int(timeout))]
-        return _PREFIX, [value, role, label]
+                return self._routed(
+                    scope, _PREFIX_WITH_TIMEOUT, [value, role, label, str(int(timeout))]
+                )
+        return self._routed(scope, _PREFIX, [value, role, label])
+
+    def _routed(self, scope: DatabaseScope, prefix: str, params: list[str]):
+        """The prefix with the transaction's search path (tenants.placement.paths): the
+        tenant's placement read in the database, after its scope; the home schema otherwise;
+        a pinned connection's schema when it migrates one. Not on Citus (no dedicated schemas
+        there yet, docs/placement.md)."""
+        if settings.TENANCY_CITUS:
+            return prefix, params
+        pinned = pinned_schema(self.settings_dict)
+        if pinned is not None:
+            return f"{prefix}, {FIXED_SEARCH_PATH}", [*params, search_path_of(pinned)]
+        if scope.kind == "t":
+            return f"{prefix}, {TENANT_SEARCH_PATH}", params
+        return f"{prefix}, {FIXED_SEARCH_PATH}", [*params, HOME_SCHEMA]
 
     def _carry_scope(self, execute, sql, params, many, context):
         if isinstance(sql, str) and (

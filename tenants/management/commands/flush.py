@@ -1,4 +1,5 @@
-"""`flush` empties tables as the owner: the runtime role has no TRUNCATE, by design."""
+"""`flush` empties tables as the owner (the runtime role has no TRUNCATE, by design), and
+those of dedicated schemas with them."""
 
 from django.core.management.commands.flush import Command as DjangoFlush
 
@@ -15,6 +16,9 @@ class Command(DjangoFlush):
     def execute(self, *args, **options):
         if options.get("database") == "default":
             options["database"] = OWNER_ALIAS  # the test runner flushes `default` by name
+        # Tables of dedicated schemas point at the tenants (tenants.placement): TRUNCATE of
+        # the tenant table must take theirs with it, or PostgreSQL refuses it.
+        options["allow_cascade"] = True
         placement = placement_of_alias(options.get("database") or "")
         if placement and options["database"] != databases.owner_alias_name(placement):
             # A dedicated database's runtime alias (the test runner again): its owner's.

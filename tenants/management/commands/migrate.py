@@ -1,7 +1,8 @@
 """`migrate` runs as the owner role (alias `owner`, added for this command only); on a Citus
 coordinator it places the tables afterwards (tenants.citus.distribute, idempotent), so the
 migrate that creates a new tenant model's table also distributes it (docs/citus.md); then it
-brings every dedicated database (AMEIDE_DATABASES) to the same state as its owner."""
+brings every dedicated schema (tenants.placement.schemas) and every dedicated database
+(AMEIDE_DATABASES) to the same state (docs/placement.md)."""
 
 from django.core.management.base import CommandError
 from django.core.management.commands.migrate import Command as DjangoMigrate
@@ -9,8 +10,10 @@ from django.db import connections
 
 from tenants.citus.distribute import citus_installed, tenants_distribute
 from tenants.db.owner import OWNER_ALIAS, owner_alias
-from tenants.exceptions import LifecycleError
+from tenants.exceptions import LifecycleError, PlacementError
 from tenants.placement import databases
+from tenants.placement.router import placement_of_alias
+from tenants.placement.schemas import migrate_schemas
 
 
 class Command(DjangoMigrate):
@@ -41,11 +44,22 @@ class Command(DjangoMigrate):
                     cursor.execute("RESET citus.enable_local_reference_table_foreign_keys")
         if on_citus and not (options["plan"] or options["check_unapplied"]):
             self._place_on_citus(using=using, verbosity=options["verbosity"])
-        # Only the full run (not `--database X`, not one app's target, not the test runner's
-        # migration of one alias, not --plan, --check or --prune, which apply nothing): the
-        # dedicated databases' placed tables follow `default`.
-        partial = ("app_label", "plan", "prune", "check_unapplied")
-        if options["database"] == OWNER_ALIAS and not any(options.get(k) for k in partial):
+        # Dedicated schemas and databases follow the shared tables to the code's state; a
+        # partial migrate (an app or a target named), a plan or a fake run leaves them alone.
+        partial = ("app_label", "plan", "fake", "fake_initial", "prune", "check_unapplied")
+        if any(options.get(k) for k in partial):
+            return
+        # Dedicated schemas live next to the shared tables: not on Citus (docs/placement.md),
+        # and not in a dedicated database, which has no tenant directory.
+        if not on_citus and not placement_of_alias(using):
+            report = self.stdout.write if options["verbosity"] >= 1 else None
+            try:
+                migrate_schemas(using=using, report=report)
+            except PlacementError as exc:
+                raise CommandError(str(exc)) from exc
+        # Only the full run of the owner's alias (not `--database X`, not the test runner's
+        # migration of one alias): the dedicated databases' placed tables follow `default`.
+        if using == OWNER_ALIAS:
             databases.migrate_all(stdout=self.stdout, verbosity=options["verbosity"])
 
     def _place_on_citus(self, *, using: str, verbosity: int) -> None:

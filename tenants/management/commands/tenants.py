@@ -23,8 +23,9 @@ from tenants.exceptions import TenantInputError, TenantNotFound
 from tenants.lifecycle.status import tenant_transition
 from tenants.management.citus_cli import CitusSubcommands
 from tenants.management.lifecycle_cli import LifecycleSubcommands, os_user, tenant_dict
-from tenants.models import Tenant
+from tenants.models import Placement, Tenant
 from tenants.placement import databases as placed_databases
+from tenants.placement.schemas import schema_findings
 
 logger = logging.getLogger("ameide.command")
 
@@ -50,8 +51,18 @@ class Command(*EXTENSIONS, LifecycleSubcommands, CitusSubcommands, BaseCommand):
         create.add_argument(
             "--external-id", help="Value of the IdP tenant claim (default: the slug)."
         )
+        create.add_argument(
+            "--placement",
+            choices=[Placement.SHARED, Placement.SCHEMA],
+            default=Placement.SHARED,
+            help="Where its rows live: the shared tables (default) or a dedicated schema.",
+        )
+        create.add_argument("--schema", help="The dedicated schema's name (default: tenant_<id>).")
         create.add_argument("--json", action="store_true", help="Print the tenant as JSON.")
         listing = sub.add_parser("list", help="List tenants.")
+        listing.add_argument(
+            "--placement", choices=Placement.values, help="Only tenants of this placement."
+        )
         listing.add_argument("--json", action="store_true", help="Print JSON.")
         show = sub.add_parser("show", help="Show one tenant.")
         show.add_argument("slug")
@@ -93,12 +104,18 @@ class Command(*EXTENSIONS, LifecycleSubcommands, CitusSubcommands, BaseCommand):
     def _emit(self, data, *, as_json: bool, text: str) -> None:
         self.stdout.write(json.dumps(data, indent=2) if as_json else text)
 
-    def do_create(self, *, slug, name, external_id=None, json=False, **_):
-        tenant = services.tenant_create(slug=slug, name=name, external_id=external_id)
-        self._emit(tenant_dict(tenant), as_json=json, text=f"created tenant {tenant.slug}")
+    def do_create(
+        self, *, slug, name, external_id=None, placement="shared", schema=None, json=False, **_
+    ):
+        tenant = services.tenant_create(
+            slug=slug, name=name, external_id=external_id, placement=placement, schema=schema
+        )
+        where = "" if tenant.placement == "shared" else f" in schema {tenant.placement_name}"
+        self._emit(tenant_dict(tenant), as_json=json, text=f"created tenant {tenant.slug}{where}")
 
-    def do_list(self, *, json=False, **_):
-        tenants = [tenant_dict(t) for t in selectors.tenant_list()]
+    def do_list(self, *, placement=None, json=False, **_):
+        listed = list(selectors.tenant_list(placement=placement))
+        tenants = [tenant_dict(t) for t in listed]
         # On Citus, each tenant's node: one query on Citus's metadata for all of them.
         shards = tenant_shards(tenant_ids=[t["id"] for t in tenants])
         for t in tenants:
@@ -106,8 +123,12 @@ class Command(*EXTENSIONS, LifecycleSubcommands, CitusSubcommands, BaseCommand):
                 t["citus"] = shards[t["id"]].as_dict()
         node = (lambda t: f" {_node(t):<28}") if shards else (lambda t: "")
         header = f" {'node':<28}" if shards else ""
-        lines = [f"{'slug':<24} {'status':<10}{header} name"]
-        lines += [f"{t['slug']:<24} {t['status']:<10}{node(t)} {t['name']}" for t in tenants]
+        lines = [f"{'slug':<24} {'status':<10} {'placement':<24}{header} name"]
+        lines += [
+            f"{t['slug']:<24} {t['status']:<10} {selectors.placement_label(m):<24}{node(t)} "
+            f"{t['name']}"
+            for t, m in zip(tenants, listed, strict=True)
+        ]
         self._emit(tenants, as_json=json, text="\n".join(lines) if tenants else "(no tenants)")
 
     def do_show(self, *, slug, json=False, **_):
@@ -145,6 +166,7 @@ class Command(*EXTENSIONS, LifecycleSubcommands, CitusSubcommands, BaseCommand):
         using = OWNER_ALIAS if OWNER_ALIAS in connections else "default"
         citus_failures, citus_warnings = citus_findings(using=using)
         failures = [*audit_database(using=using), *citus_failures]
+        failures.extend(schema_findings(using=using))  # dedicated schemas (tenants.placement)
         reach_failures, warnings = audit_process()
         failures.extend(reach_failures)
         placement_failures, placement_warnings = placed_databases.findings(
