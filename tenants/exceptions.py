@@ -78,3 +78,8 @@ class PlacementError(TenantInputError):
 class PlacementNotCovered(TenancyError):
     """A cross-tenant ORM read or write inside unscoped() would miss (or misplace) the rows
     of tenants in dedicated schemas: refused rather than answering for the shared tables only."""
+
+
+class MoveFailed(LifecycleError):
+    """A tenant move stopped at a step it could not complete (the message says which and what
+    to run); the move record keeps the step, so running it again continues."""

@@ -22,6 +22,7 @@ from tenants.exceptions import TenantInputError, TenantNotFound
 from tenants.lifecycle.status import tenant_transition
 from tenants.management.citus_cli import CitusSubcommands
 from tenants.management.lifecycle_cli import LifecycleSubcommands, os_user, tenant_dict
+from tenants.management.placement_cli import PlacementSubcommands
 from tenants.models import Placement, Tenant
 from tenants.placement.schemas import schema_findings
 
@@ -38,7 +39,9 @@ INPUT_ERRORS = (
 )
 
 
-class Command(*EXTENSIONS, LifecycleSubcommands, CitusSubcommands, BaseCommand):
+class Command(
+    *EXTENSIONS, LifecycleSubcommands, PlacementSubcommands, CitusSubcommands, BaseCommand
+):
     help = "Tenant operations. `manage.py tenants <subcommand> --help` for each."
 
     def add_arguments(self, parser) -> None:
@@ -83,6 +86,7 @@ class Command(*EXTENSIONS, LifecycleSubcommands, CitusSubcommands, BaseCommand):
         )
         check.add_argument("--json", action="store_true", help="Print the findings as JSON.")
         self.add_lifecycle_parsers(sub)  # delete, purge, export, import, usage, exec
+        self.add_placement_parsers(sub, formatter_class=argparse.RawDescriptionHelpFormatter)
         self.add_citus_parsers(sub, formatter_class=argparse.RawDescriptionHelpFormatter)
         for extension in EXTENSIONS:  # e.g. users, members, token (accounts.cli)
             extension.add_parsers(self, sub)
