@@ -20,9 +20,13 @@ from tenants.preparation import Tenancy
 # Under a tenant, SQL sees only the users who are members of that tenant (memberships are
 # tenant rows, so the subquery is itself limited to the tenant's memberships) or whose home
 # tenant it is (a purge of the tenant clears that key).
+# A tenant in a dedicated schema keeps its memberships there, which the subquery (bound to
+# public's table when the policy is made) does not see: the wall's function lists them, once
+# per statement (docs/placement.md).
 _MEMBERS_OF_THE_TENANT = (
     "home_tenant_id = {tenant} OR "
-    "EXISTS (SELECT 1 FROM accounts_membership m WHERE m.user_id = {table}.id)"
+    "EXISTS (SELECT 1 FROM accounts_membership m WHERE m.user_id = {table}.id) OR "
+    "{table}.id = ANY ((SELECT ameide_private.scope_member_ids())::bigint[])"
 )
 # The same where Citus is installed, through a function (migration 0009, SECURITY INVOKER, so
 # the memberships' own policy limits it alike): Citus cannot plan this coordinator table's

@@ -19,6 +19,7 @@ owner). Policies of tenant and global tables are built from the predicates below
 
 from __future__ import annotations
 
+from django.apps import apps
 from django.conf import settings
 
 from tenants.db.signing import key_pads, scope_key
@@ -41,6 +42,7 @@ CALLABLE = (
     "close_breakglass(bigint, text)",
     "scope_search_path()",
     "scope_placed_in(text)",
+    "scope_member_ids()",
 )
 
 
@@ -258,8 +260,30 @@ def _functions_sql(schema: str) -> list[str]:
               RETURN EXISTS (SELECT 1 FROM {schema}.tenants_tenant WHERE id = t
                 AND placement = 'schema' AND placement_name = target);
             END $$""",
+        # The users with a membership in the signed tenant's dedicated schema: a global
+        # table's policy names the membership table by the one it was created with (public's),
+        # so it asks this for a schema tenant's members (once per statement: an InitPlan).
+        f"""CREATE OR REPLACE FUNCTION {PRIVATE}.scope_member_ids() RETURNS bigint[]
+            LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+            DECLARE t bigint := {PRIVATE}.scope_id('t'); p text; n text; ids bigint[];
+            BEGIN
+              IF t IS NULL THEN RETURN '{{}}'; END IF;
+              SELECT placement, placement_name INTO p, n FROM {schema}.tenants_tenant WHERE id = t;
+              IF p IS DISTINCT FROM 'schema'
+                 OR to_regclass(quote_ident(n) || '.{_membership_table()}') IS NULL THEN
+                RETURN '{{}}';
+              END IF;
+              EXECUTE 'SELECT coalesce(array_agg(user_id), ''{{}}'') FROM ' || quote_ident(n)
+                || '.{_membership_table()} WHERE tenant_id = $1' INTO ids USING t;
+              RETURN ids;
+            END $$""",
         f"REVOKE ALL ON ALL FUNCTIONS IN SCHEMA {PRIVATE} FROM PUBLIC",
     ]
+
+
+def _membership_table() -> str:
+    """The membership model's table (TENANCY_MEMBERSHIP_MODEL, known to the core by name)."""
+    return apps.get_model(settings.TENANCY_MEMBERSHIP_MODEL)._meta.db_table
 
 
 def ensure_functions_sql(schema: str) -> list[str]:

@@ -69,3 +69,24 @@ def test_global_tables_resolve_to_public(tenant_a):
         assert schema_of("tenants_auditevent") == "public"
         assert schema_of("workflows_workflow") == "pt_alpha"
         assert schema_of("accounts_membership") == "pt_alpha"
+
+
+def test_members_of_a_schema_tenant_from_elsewhere_are_visible_under_it(tenant_a, tenant_b):
+    """The user table's policy finds memberships in the tenant's dedicated schema too."""
+    from accounts.models import Membership, User
+
+    guest = User.objects.create_user(username="guest", password="pw", home_tenant=tenant_b)
+    User.objects.create_user(username="stranger", password="pw", home_tenant=tenant_b)
+    with tenant_context(tenant_a):
+        assert _usernames() == set()
+        Membership.objects.create(user=guest, role="member")
+        assert _usernames() == {"guest"}
+        assert list(User.objects.values_list("username", flat=True)) == ["guest"]
+    with tenant_context(tenant_b):
+        assert _usernames() == {"guest", "stranger"}
+
+
+def _usernames() -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT username FROM accounts_user")
+        return {row[0] for row in cursor.fetchall()}
