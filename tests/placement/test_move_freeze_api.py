@@ -5,14 +5,14 @@ in every placement pair (the freeze is per source schema)."""
 from __future__ import annotations
 
 import pytest
-from rest_framework.test import APIClient
 from django.db import connections
+from rest_framework.test import APIClient
 
 from tenants.lifecycle.tables import tenant_tables
 from tenants.placement import capture
 from tenants.placement.moving import schema_of
-from tests.placement.move_support import clean_up
 from tests.conftest import make_member
+from tests.placement.move_support import clean_up
 from tests.rls.support import COMMITTED
 
 pytestmark = [COMMITTED, pytest.mark.every_placement]

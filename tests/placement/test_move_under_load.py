@@ -146,9 +146,7 @@ def test_a_move_under_load_keeps_every_acknowledged_write_once():
             stop = threading.Event()
             loads = [Load(t, stop, prefix=f"load to {schema} ") for t in (acme, other)]
             threads = [
-                threading.Thread(target=work)
-                for load in loads
-                for work in (load.write, load.read)
+                threading.Thread(target=work) for load in loads for work in (load.write, load.read)
             ]
             for thread in threads:
                 thread.start()
