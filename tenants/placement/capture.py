@@ -71,6 +71,7 @@ OBJECTS_SQL = [
             RETURN NULL;
           END $$""",
     f"REVOKE ALL ON FUNCTION {PRIVATE}.placement_capture() FROM PUBLIC",
+    f"REVOKE ALL ON FUNCTION {PRIVATE}.placement_lock_key(bigint) FROM PUBLIC",
 ]
 
 

@@ -44,7 +44,9 @@ class Load:
         while True:
             started = time.perf_counter()
             try:
-                with tenant_context(Tenant.objects.get(pk=self.tenant.pk)):
+                # The same Tenant object throughout, loaded before the move: routing is
+                # read in the database per transaction, not from the object.
+                with tenant_context(self.tenant):
                     result = operation()
                 self.write_seconds.append(time.perf_counter() - started)
                 return result
@@ -93,7 +95,7 @@ class Load:
     def read(self) -> None:
         try:
             while not self.stop.is_set():
-                with tenant_context(Tenant.objects.get(pk=self.tenant.pk)):
+                with tenant_context(self.tenant):
                     list(Workflow.objects.order_by("-id")[:20])
                 self.reads += 1
                 time.sleep(0.002)
