@@ -16,7 +16,7 @@ from django.db import connection
 
 from tenants.context import tenant_context, unscoped
 from tenants.lifecycle.tables import tenant_tables
-from tenants.models import Tenant
+from tenants.models import Placement, Tenant
 
 
 @dataclass
@@ -39,18 +39,36 @@ class TenantUsage:
 
 def tenant_usage(*, tenant: Tenant | None = None) -> list[TenantUsage]:
     """Usage of one tenant (read in its context), or of all tenants (one audited cross-tenant
-    pass per table, grouped by tenant: the cost is a scan of each table, not one per tenant)."""
+    pass per table, grouped by tenant: the cost is a scan of each table, not one per tenant;
+    plus, for each tenant in a dedicated schema, which that pass does not read, its own pass in
+    its context: docs/placement.md)."""
     tenants = [tenant] if tenant is not None else list(Tenant.objects.order_by("slug"))
     usage = {t.pk: TenantUsage(slug=t.slug, id=t.pk, status=t.status) for t in tenants}
     tables = tenant_tables()
-    quote = connection.ops.quote_name
     scope = (
         tenant_context(tenant)
         if tenant is not None
         else unscoped(reason="tenants usage: rows and size of every tenant")
     )
     measured: dict[tuple[int, str], tuple[int, int]] = {}
-    with scope, connection.cursor() as cursor:
+    with scope:
+        _measure(tables, measured)
+    if tenant is None:
+        for placed in tenants:
+            if placed.placement == Placement.SCHEMA:
+                with tenant_context(placed):
+                    _measure(tables, measured)
+    for tenant_id, entry in usage.items():
+        for table in tables:
+            rows, size = measured.get((tenant_id, table.label), (0, 0))
+            entry.add(label=table.label, rows=rows, size=size)
+    return list(usage.values())
+
+
+def _measure(tables, measured: dict[tuple[int, str], tuple[int, int]]) -> None:
+    """Rows and bytes per (tenant, table) of what the current scope sees."""
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
         for table in tables:
             column = quote(table.model._meta.get_field("tenant").column)
             cursor.execute(
@@ -59,8 +77,3 @@ def tenant_usage(*, tenant: Tenant | None = None) -> list[TenantUsage]:
             )
             for tenant_id, rows, size in cursor.fetchall():
                 measured[(tenant_id, table.label)] = (rows, int(size))
-    for tenant_id, entry in usage.items():
-        for table in tables:
-            rows, size = measured.get((tenant_id, table.label), (0, 0))
-            entry.add(label=table.label, rows=rows, size=size)
-    return list(usage.values())

@@ -90,3 +90,15 @@ def _usernames() -> set[str]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT username FROM accounts_user")
         return {row[0] for row in cursor.fetchall()}
+
+
+def test_usage_of_every_tenant_counts_rows_in_dedicated_schemas(tenant_a, tenant_b):
+    from tenants.lifecycle.usage import tenant_usage
+
+    for tenant, n in ((tenant_a, 3), (tenant_b, 2)):
+        with tenant_context(tenant):
+            for i in range(n):
+                Workflow.objects.create(name=f"w{i}")
+    rows = {u.slug: u.tables["workflows.workflow"]["rows"] for u in tenant_usage()}
+    assert rows == {"alpha": 3, "bravo": 2}
+    assert tenant_usage(tenant=tenant_a)[0].tables["workflows.workflow"]["rows"] == 3
