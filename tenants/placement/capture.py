@@ -18,9 +18,13 @@ into `tenant_7.t` of the same database; a move captures changes with row trigger
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from django.db import connections, transaction
 
 from tenants.db.wall import PRIVATE
+from tenants.exceptions import LifecycleError
 
 # Class 55 (object not in prerequisite state): drivers that do not know the code still report
 # an operational error, which the API answers with 503.
@@ -155,6 +159,27 @@ def freeze(*, tenant_id: int, schema: str, using: str) -> None:
             "VALUES (%s, %s) ON CONFLICT DO NOTHING",
             [tenant_id, schema],
         )
+
+
+@contextmanager
+def mover_lock(*, tenant_id: int, using: str) -> Iterator[None]:
+    """One process runs a tenant's move at a time: a session advisory lock on the owner's
+    connection (released by PostgreSQL when the process dies, kill -9 included)."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            f"SELECT pg_try_advisory_lock({PRIVATE}.placement_lock_key(%s) + 1)", [tenant_id]
+        )
+        if not cursor.fetchone()[0]:
+            raise LifecycleError(
+                f"Another process is running the move of tenant {tenant_id} right now."
+            )
+    try:
+        yield
+    finally:
+        with connections[using].cursor() as cursor:
+            cursor.execute(
+                f"SELECT pg_advisory_unlock({PRIVATE}.placement_lock_key(%s) + 1)", [tenant_id]
+            )
 
 
 def unfreeze(*, tenant_id: int, using: str) -> None:

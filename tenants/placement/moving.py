@@ -511,14 +511,22 @@ def tenant_move(
         CLEANUP: mover.cleanup,
         DONE: lambda: mover.record(DONE, stats=_reported(move.stats)),
     }
-    for step in progress(to_do, total=len(to_do), desc=f"move {tenant.slug}"):
-        try:
-            actions[step]()
-        except MoveFailed:
-            raise
-        except Exception as exc:
-            _note_error(move, f"{step}: {exc}")
-            raise
+    capture.ensure_objects(using=owner)
+    with capture.mover_lock(tenant_id=tenant.pk, using=owner):
+        with no_tenant():
+            move.refresh_from_db()  # what a process that held the lock before us left
+        if move.finished_at is not None:
+            raise LifecycleError(f"Move {move.pk} was finished by another process meanwhile.")
+        for step in progress(to_do, total=len(to_do), desc=f"move {tenant.slug}"):
+            if STEPS.index(step) <= STEPS.index(move.step or PLAN) and move.step:
+                continue  # done by the process that held the lock before us
+            try:
+                actions[step]()
+            except MoveFailed:
+                raise
+            except Exception as exc:
+                _note_error(move, f"{step}: {exc}")
+                raise
     summary.move_id = move.pk
     summary.steps = mover.done
     summary.step = move.step
@@ -572,26 +580,31 @@ def move_rollback(*, tenant: Tenant, owner: str) -> MoveSummary:
         after_step=_no_hook,
     )
     capture.ensure_objects(using=owner)
-    for table in mover.tables:
-        capture.drop_triggers(
-            schema=mover.source, table=table.db_table, tenant_id=tenant.pk, using=owner
-        )
-    capture.unfreeze(tenant_id=tenant.pk, using=owner)
-    deleted: dict[str, int] = {}
-    if move.step not in ("", PLAN):  # before prepare the target may hold another's rows
-        with unscoped(reason=mover.reason("roll back: delete the target's copies")):
-            deleted = mover._delete_all(mover.target)
-    capture.forget_tenant(tenant_id=tenant.pk, using=owner)
-    move.outcome = PlacementMove.Outcome.ROLLED_BACK
-    move.finished_at = timezone.now()
-    move.stats["target_deleted"] = deleted
-    with no_tenant(), transaction.atomic():
-        move.save()
-        record_event(
-            action="tenant.move.rollback",
-            tenant=tenant,
-            details={"move": move.pk, "at_step": move.step, "deleted": deleted},
-        )
+    with capture.mover_lock(tenant_id=tenant.pk, using=owner):
+        with no_tenant():
+            move.refresh_from_db()
+        if move.finished_at is not None or move.step in (SWITCH, CLEANUP):
+            raise LifecycleError(f"Move {move.pk} went on meanwhile (step {move.step}).")
+        for table in mover.tables:
+            capture.drop_triggers(
+                schema=mover.source, table=table.db_table, tenant_id=tenant.pk, using=owner
+            )
+        capture.unfreeze(tenant_id=tenant.pk, using=owner)
+        deleted: dict[str, int] = {}
+        if move.step not in ("", PLAN):  # before prepare the target may hold another's rows
+            with unscoped(reason=mover.reason("roll back: delete the target's copies")):
+                deleted = mover._delete_all(mover.target)
+        capture.forget_tenant(tenant_id=tenant.pk, using=owner)
+        move.outcome = PlacementMove.Outcome.ROLLED_BACK
+        move.finished_at = timezone.now()
+        move.stats["target_deleted"] = deleted
+        with no_tenant(), transaction.atomic():
+            move.save()
+            record_event(
+                action="tenant.move.rollback",
+                tenant=tenant,
+                details={"move": move.pk, "at_step": move.step, "deleted": deleted},
+            )
     return MoveSummary(
         tenant=tenant.slug,
         tenant_id=tenant.pk,

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from tenants.models import AuditEvent, PlacementMove, Tenant
+from tenants.placement import capture
 from tenants.placement.moving import STEPS
 from tests.placement.move_support import (
     app_rows,
@@ -17,7 +18,7 @@ from tests.placement.move_support import (
     seed,
     triggers,
 )
-from tests.rls.support import COMMITTED
+from tests.rls.support import COMMITTED, plain_connection
 from tests.tenants.cli_support import refused, tenants
 
 pytestmark = COMMITTED
@@ -103,3 +104,15 @@ def test_refusals(two):
     refused("move", "acme", "--to", "moon", "x", match="Unknown destination")
     refused("move", "acme", "--rollback", match="no unfinished move")
     refused("move", "nobody", "--to", "shared", match="nobody")
+
+
+def test_one_process_at_a_time(two):
+    acme, _ = two
+    capture.ensure_objects(using="owner")
+    with plain_connection(as_owner=True) as other_process, other_process.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_lock(ameide_private.placement_lock_key(%s) + 1)", [acme.pk]
+        )
+        refused("move", "acme", "--to", "schema", "pmove_one", match="Another process")
+    tenants("move", "acme", "--to", "schema", "pmove_one")
+    refused("move", "acme", "--to", "node", "w1:5432", match="Citus only")
