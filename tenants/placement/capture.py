@@ -18,6 +18,7 @@ into `tenant_7.t` of the same database; a move captures changes with row trigger
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -30,10 +31,12 @@ from tenants.exceptions import LifecycleError
 # an operational error, which the API answers with 503.
 FROZEN_SQLSTATE = "55A01"
 TRIGGER_PREFIX = "ameide_move_"
-# How long one CREATE/DROP TRIGGER may wait for a table's lock: while it waits every writer of
-# that table queues behind it, so it gives up and tries again instead.
-LOCK_TIMEOUT = "2s"
-LOCK_ATTEMPTS = 30
+# How long one CREATE/DROP TRIGGER may wait for a table's lock: while it waits, every writer
+# (CREATE: SHARE ROW EXCLUSIVE) or every reader too (DROP: ACCESS EXCLUSIVE) of that table, of
+# every tenant, queues behind it; so it gives up soon, lets them through and tries again.
+LOCK_TIMEOUT = "200ms"
+LOCK_ATTEMPTS = 150
+LOCK_PAUSE_SECONDS = 0.1
 
 OBJECTS_SQL = [
     f"""CREATE TABLE IF NOT EXISTS {PRIVATE}.placement_change (
@@ -115,6 +118,7 @@ def _with_lock_retries(cursor, statement: str) -> None:
                 raise
             if attempt == LOCK_ATTEMPTS - 1:
                 raise
+            time.sleep(LOCK_PAUSE_SECONDS)
         finally:
             cursor.execute("RESET lock_timeout")
 

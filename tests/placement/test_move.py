@@ -4,12 +4,18 @@ records and audits each step; refusals; --dry-run, --status, --rollback."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
+from django.db import OperationalError, connections, transaction
 
+from tenants.context import tenant_context
+from tenants.exceptions import MoveFailed
 from tenants.models import AuditEvent, PlacementMove, Tenant
 from tenants.placement import capture
-from tenants.placement.moving import STEPS
+from tenants.placement.capture import is_frozen_error
+from tenants.placement.moving import CATCHUP, FINAL, STEPS, SWITCH, tenant_move
 from tests.placement.move_support import (
     app_rows,
     clean_up,
@@ -18,8 +24,9 @@ from tests.placement.move_support import (
     seed,
     triggers,
 )
-from tests.rls.support import COMMITTED, plain_connection
+from tests.rls.support import COMMITTED, owner_execute, plain_connection
 from tests.tenants.cli_support import refused, tenants
+from workflows.models import Workflow, WorkflowRun
 
 pytestmark = COMMITTED
 
@@ -116,3 +123,82 @@ def test_one_process_at_a_time(two):
         refused("move", "acme", "--to", "schema", "pmove_one", match="Another process")
     tenants("move", "acme", "--to", "schema", "pmove_one")
     refused("move", "acme", "--to", "node", "w1:5432", match="Citus only")
+
+
+def _move(tenant, *, after_step, kind="schema", name="pmove_one"):
+    return tenant_move(
+        tenant=Tenant.objects.get(pk=tenant.pk),
+        kind=kind,
+        name=name,
+        owner="owner",
+        after_step=after_step,
+    )
+
+
+def test_a_difference_found_by_verify_stops_the_move_and_lifts_the_freeze(two):
+    acme, _ = two
+
+    def corrupt(step):
+        if step == FINAL:  # frozen, caught up: change the target behind the move's back
+            owner_execute(
+                "UPDATE pmove_one.workflows_workflow SET name = 'tampered' "
+                "WHERE id = (SELECT min(id) FROM pmove_one.workflows_workflow)"
+            )
+
+    with pytest.raises(MoveFailed, match="verify: differ in workflows_workflow"):
+        _move(acme, after_step=corrupt)
+    record = PlacementMove.objects.get(tenant=acme)
+    assert (record.step, record.finished_at) == (CATCHUP, None)
+    assert "workflows_workflow" in record.error
+    acme.refresh_from_db()
+    assert acme.placement == "shared"  # never switched
+    assert private_rows()[1] == 0  # the freeze is lifted: the tenant writes
+    seed(acme, workflows=1, runs=0, tag="after verify ")
+    # The target's copy cannot be trusted: roll back, then move again.
+    tenants("move", "acme", "--rollback")
+    tenants("move", "acme", "--to", "schema", "pmove_one")
+    assert placed_rows(acme.pk).keys() == {"pmove_one"}
+    assert len(app_rows(acme)["workflows_workflow"]) == 7
+
+
+def test_a_transaction_begun_before_the_switch_cannot_write_to_the_source(two):
+    """It resolved its search path to the source; after the switch its write is refused (the
+    source stays frozen) and the clean-up waits for it to end."""
+    acme, _ = two
+    before = app_rows(acme)
+    began, switched = threading.Event(), threading.Event()
+    outcome: list[str] = []
+
+    def stale() -> None:
+        try:
+            with tenant_context(acme), transaction.atomic():
+                # Routed to the shared tables, touching another table than the one it will
+                # write (a lock on that table would hold up its triggers' removal anyway).
+                list(WorkflowRun.objects.all()[:1])
+                began.set()
+                assert switched.wait(60)
+                # Long enough for a clean-up that did not wait to drop the triggers first.
+                time.sleep(0.5)
+                try:
+                    with transaction.atomic():
+                        Workflow.objects.create(name="from before the switch")
+                    outcome.append("written")
+                except OperationalError as exc:
+                    outcome.append("frozen" if is_frozen_error(exc) else repr(exc))
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=stale)
+    thread.start()
+    assert began.wait(60)
+
+    def at(step):
+        if step == SWITCH:
+            switched.set()
+
+    summary = _move(acme, after_step=at)
+    thread.join()
+    assert outcome == ["frozen"]
+    assert summary.outcome == "done"
+    assert placed_rows(acme.pk).keys() == {"pmove_one"}
+    assert app_rows(acme) == before
