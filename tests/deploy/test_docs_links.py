@@ -36,4 +36,5 @@ def test_relative_links_reach_existing_files_and_headings():
 
 
 def test_the_readme_front_page_stays_short():
-    assert len((ROOT / "README.md").read_text().splitlines()) <= 80
+    # 81: one more row of the map (docs/placement.md).
+    assert len((ROOT / "README.md").read_text().splitlines()) <= 81
