@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from django.db import connections, transaction
+from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
 from tenants.audit import record_event
@@ -64,6 +64,8 @@ STEPS = (PLAN, PREPARE, CAPTURE, COPY, CATCHUP, FREEZE, FINAL, VERIFY, SWITCH, C
 # when a round did not shrink the log, or after MAX_ROUNDS.
 CATCHUP_ENOUGH = 500
 MAX_ROUNDS = 10
+# Rounds refused by a unique constraint that are read again before the move stops.
+MAX_CONFLICTS = 3
 # How long cleanup waits for transactions older than the switch before giving up (the move
 # stays at `switch`; running it again continues).
 DRAIN_TIMEOUT_SECONDS = 60.0
@@ -232,14 +234,22 @@ class _Mover:
         """Replay the change log; in `catchup` while it shrinks, in `final` until empty."""
         started = self.clock()
         rounds = self.move.stats.setdefault("rounds", {}).setdefault(step, [])
-        previous = None
+        previous, conflicts = None, 0
         while True:
             pending = capture.pending_changes(tenant_id=self.tenant.pk, using=self.owner)
             replayed = sum(len(ids) for _, ids in pending.values())
             if not pending:
                 break
-            with unscoped(reason=self.reason(f"{step} round {len(rounds) + 1}")):
-                self._replay({table: ids for table, (_, ids) in pending.items()})
+            try:
+                with unscoped(reason=self.reason(f"{step} round {len(rounds) + 1}")):
+                    self._replay({table: ids for table, (_, ids) in pending.items()})
+            except IntegrityError:
+                # A unique value moved between two rows, one of whose changes committed after
+                # the log was read: read the log again, which now holds it.
+                conflicts += 1
+                if conflicts > MAX_CONFLICTS:
+                    raise
+                continue
             capture.forget_changes(
                 seqs=[s for seqs, _ in pending.values() for s in seqs], using=self.owner
             )
@@ -353,28 +363,27 @@ class _Mover:
         return self._run_ctes(parts, params, names)
 
     def _replay(self, ids: dict[str, list[int]]) -> None:
-        """Make the target's rows with these ids what the source's are now: upserted where the
-        source has them, deleted where it does not. One statement (one snapshot); keys between
-        tenant tables are deferred to the commit."""
+        """Make the target's rows with these ids what the source's are now: delete them all
+        from the target, then insert those the source has. Deleting first lets a row take a
+        unique value another replayed row gave up (a workflow deleted and made again under
+        its name), which an upsert in place would refuse. Both statements are in the caller's
+        transaction; keys between tenant tables are deferred to its commit."""
         known = {t.db_table for t in self.tables}
         unknown = set(ids) - known
         if unknown:
             raise MoveFailed(f"the change log names tables that are not tenant tables: {unknown}")
         tables = [t for t in self.tables if t.db_table in ids]
-        upserted = self._upsert(tables, ids=ids)
         parts, params, names = [], [], []
         for index, table in enumerate(tables):
             pk = connections["default"].ops.quote_name(table.pk.column)
             parts.append(
-                f'd{index} AS (DELETE FROM "{self.target}"."{table.db_table}" t '
-                f"WHERE t.tenant_id = %s AND t.{pk} = ANY(%s) AND NOT EXISTS (SELECT 1 FROM "
-                f'"{self.source}"."{table.db_table}" s WHERE s.tenant_id = t.tenant_id '
-                f"AND s.{pk} = t.{pk}) RETURNING 1)"
+                f'd{index} AS (DELETE FROM "{self.target}"."{table.db_table}" '
+                f"WHERE tenant_id = %s AND {pk} = ANY(%s) RETURNING 1)"
             )
             params += [self.tenant.pk, ids[table.db_table]]
             names.append((index, table.db_table))
-        deleted = self._run_ctes(parts, params, names, prefix="d")
-        return upserted, deleted
+        self._run_ctes(parts, params, names, prefix="d")
+        self._upsert(tables, ids=ids)  # one statement: one snapshot of the source
 
     def _delete_all(self, schema: str) -> dict[str, int]:
         parts, params, names = [], [], []

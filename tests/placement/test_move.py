@@ -15,7 +15,7 @@ from tenants.exceptions import MoveFailed
 from tenants.models import AuditEvent, PlacementMove, Tenant
 from tenants.placement import capture
 from tenants.placement.capture import is_frozen_error
-from tenants.placement.moving import CATCHUP, FINAL, STEPS, SWITCH, tenant_move
+from tenants.placement.moving import CATCHUP, COPY, FINAL, STEPS, SWITCH, tenant_move
 from tests.placement.move_support import (
     app_rows,
     clean_up,
@@ -202,3 +202,24 @@ def test_a_transaction_begun_before_the_switch_cannot_write_to_the_source(two):
     assert summary.outcome == "done"
     assert placed_rows(acme.pk).keys() == {"pmove_one"}
     assert app_rows(acme) == before
+
+
+def test_a_name_given_up_and_taken_again_during_the_move_is_replayed(two):
+    """Deleted and made again under the same name (a unique value per tenant) after the copy:
+    the replay deletes before it inserts, so the new row can take the name."""
+    acme, _ = two
+
+    def churn(step):
+        if step == COPY:
+            with tenant_context(acme):
+                Workflow.objects.get(name="acme 0").delete()
+                Workflow.objects.create(name="acme 0", description="again")
+                Workflow.objects.filter(name="acme 1").update(name="acme 1 renamed")
+                Workflow.objects.filter(name="acme 2").update(name="acme 1")
+
+    _move(acme, after_step=churn)
+    assert placed_rows(acme.pk).keys() == {"pmove_one"}
+    with tenant_context(Tenant.objects.get(pk=acme.pk)):
+        names = dict(Workflow.objects.values_list("name", "description"))
+    assert names["acme 0"] == "again" and "acme 1 renamed" in names and "acme 2" not in names
+    assert len(names) == 6
