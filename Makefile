@@ -14,7 +14,7 @@ help:
 	@echo "make run    - set up everything, load the demo, serve http://127.0.0.1:$(PORT) and run the worker"
 	@echo "make test   - lint, migration and system checks, the whole pytest suite"
 	@echo "make test-citus - the first isolation suites against a local Citus cluster"
-	@echo "make bench  - benchmarks (FULL=1 for the large dataset)"
+	@echo "make bench  - benchmarks (FULL=1 for the large dataset; CITUS=1 on a local Citus cluster)"
 	@echo "make lock   - refresh requirements.lock (the image's pinned dependencies)"
 	@echo "make db-stop - stop the embedded PostgreSQL"
 
@@ -63,10 +63,21 @@ test: tools $(STAMP) .env lint
 	$(BIN)/python -m pytest
 
 # A coordinator and two workers (scripts/citus-cluster; Citus built once into a cached copy of
-# the embedded PostgreSQL), a fresh test database on all three, and the ORM fail-closed matrix
-# and the red-team suite against it (docs/citus.md; known gaps are strict xfails there, in
-# tests/conftest.py). The cluster is stopped afterwards, whatever the result.
-CITUS_SUITES := tests/tenants/test_orm_fail_closed.py tests/rls/test_rls_red_team.py
+# the embedded PostgreSQL), a fresh test database on all three, and against it the ORM
+# fail-closed matrix, the red-team suite, the break-glass tests, tests/citus (a tenant moved to
+# its own worker under load), the API isolation matrix, the API and tenant console tests, the
+# concurrent interleaved-tenant loads (ORM threads; gunicorn with sessions and bearer tokens),
+# one gunicorn thread reusing its session after failures, and `migrate` distributing a new
+# tenant model (docs/citus.md; known gaps are strict xfails there, in tests/conftest.py). The
+# cluster is stopped afterwards, whatever the result.
+CITUS_SUITES := tests/tenants/test_orm_fail_closed.py tests/rls/test_rls_red_team.py \
+  tests/rls/test_rls_breakglass.py tests/citus \
+  tests/workflows/test_api_isolation.py tests/workflows/test_api.py \
+  tests/workflows/test_api_roles.py tests/workflows/test_api_input.py \
+  tests/admin/test_tenant_console.py \
+  tests/rls/test_interleaved_load.py tests/tenants/test_migrate_places_tables.py \
+  tests/rls/test_rls_servers.py::test_gunicorn_gthread_a_few_thousand_interleaved_requests \
+  tests/rls/test_rls_servers.py::test_one_thread_reusing_one_connection_after_failures
 test-citus: tools $(STAMP) .env
 	scripts/citus-cluster start ameide
 	scripts/citus-cluster dropdb test_citus_suite
@@ -75,8 +86,12 @@ test-citus: tools $(STAMP) .env
 	  AMEIDE_TEST_DB_NAME=test_citus_suite $(BIN)/python -m pytest -p no:cacheprovider \
 	  $(CITUS_SUITES) || status=$$?; scripts/citus-cluster stop; exit $$status
 
-bench: $(STAMP) .env db
-	$(BIN)/python -m bench $(if $(FULL),--full,)
+# CITUS=1: pairs C1-C3 (docs/benchmarks.md) on a cluster started here and stopped afterwards.
+BENCH_CITUS = scripts/citus-cluster start ameide; status=0; AMEIDE_CITUS=true \
+  DATABASE_URL=$$(scripts/citus-cluster url ameide) $(BIN)/python -m bench --citus \
+  $(if $(FULL),--full,) || status=$$?; scripts/citus-cluster stop; exit $$status
+bench: $(STAMP) .env $(if $(CITUS),tools,db)
+	$(if $(CITUS),$(BENCH_CITUS),$(BIN)/python -m bench $(if $(FULL),--full,))
 
 # The image installs exactly these versions (docs/deployment.md): refresh after changing the
 # dependencies in pyproject.toml, and commit the result.

@@ -19,7 +19,12 @@ from workflows.pagination import NewestFirstCursorPagination
 class AuditEventSerializer(ModelSerializer):
     class Meta:
         model = AuditEvent
-        fields = ["id", "at", "action", "actor", "acting_as", "reason", "request_id", "details"]
+        # imported_from: the SHA-256 of the archive an event came from with `tenants import`
+        # (history recorded by another database), empty for events recorded here.
+        fields = [
+            "id", "at", "action", "actor", "acting_as", "reason", "request_id", "details",
+            "imported_from",
+        ]  # fmt: skip
         read_only_fields = fields
 
 

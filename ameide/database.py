@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 from ameide.embedded_db import database_url
 
@@ -67,7 +69,7 @@ def database_settings(env: environ.Env) -> dict[str, dict]:
     if env.bool("AMEIDE_CITUS", default=False):
         # SET LOCAL reaches the workers only with this (docs/citus.md).
         options["options"] = "-c citus.propagate_set_commands=local"
-    return {"default": runtime}
+    return {"default": runtime, **dedicated_database_settings(env, like=runtime)}
 
 
 def owner_settings(env: environ.Env) -> dict:
@@ -78,4 +80,85 @@ def owner_settings(env: environ.Env) -> dict:
         "connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=3)
     )
     owner["TEST"] = {"MIRROR": "default"}
+    return owner
+
+
+# Dedicated databases (docs/placement.md, "Dedicated database"): the servers a tenant may be
+# placed on, by name. The name is all a tenant row holds; addresses and secrets come from here.
+DEDICATED_ALIAS_PREFIX = "placed_"
+_DEDICATED_NAME = re.compile(r"[a-z][a-z0-9_]{0,30}")
+
+
+def parse_named_urls(value: str, *, variable: str) -> dict[str, str]:
+    """`name=url;name=url` (AMEIDE_DATABASES, AMEIDE_DATABASES_OWNER) as {name: url}."""
+    named: dict[str, str] = {}
+    for entry in filter(None, (part.strip() for part in value.split(";"))):
+        name, sep, url = entry.partition("=")
+        name = name.strip()
+        if not sep or not _DEDICATED_NAME.fullmatch(name) or not url.strip():
+            raise ImproperlyConfigured(
+                f"{variable}: expected name=postgres://...;name2=... with names of lower-case "
+                f"letters, digits and _ (at most 31), got {entry.split('=')[0]!r}"
+            )
+        if name in named:
+            raise ImproperlyConfigured(f"{variable}: {name!r} is named twice")
+        named[name] = url.strip()
+    return named
+
+
+def dedicated_alias(name: str) -> str:
+    """The DATABASES alias of the dedicated database `name`."""
+    return f"{DEDICATED_ALIAS_PREFIX}{name}"
+
+
+def dedicated_database_settings(env: environ.Env, *, like: dict) -> dict[str, dict]:
+    """One runtime alias per dedicated database named in AMEIDE_DATABASES.
+
+    As with DATABASE_URL: with AMEIDE_DATABASES_OWNER set, AMEIDE_DATABASES holds the runtime
+    role's addresses; without it (development), they are the owner's and the process logs in as
+    AMEIDE_APP_ROLE there, which `tenants check` reports.
+    """
+    named = parse_named_urls(env.str("AMEIDE_DATABASES", default=""), variable="AMEIDE_DATABASES")
+    runtime_given = bool(env.str("AMEIDE_DATABASES_OWNER", default=""))
+    aliases = {}
+    for name, url in named.items():
+        config = _parse(url, engine=TENANT_DB_ENGINE)
+        if not runtime_given:
+            config["USER"] = like["USER"]
+            config["PASSWORD"] = like["PASSWORD"]
+        options = {**like["OPTIONS"], **config.get("OPTIONS", {})}
+        config.update(
+            CONN_MAX_AGE=like["CONN_MAX_AGE"],
+            CONN_HEALTH_CHECKS=like["CONN_HEALTH_CHECKS"],
+            DISABLE_SERVER_SIDE_CURSORS=like["DISABLE_SERVER_SIDE_CURSORS"],
+            OPTIONS=options,
+            # Not every request opens a transaction on every dedicated database: the tenant
+            # middleware opens one on the current tenant's database only (tenants.placement).
+            ATOMIC_REQUESTS=False,
+            PLACEMENT=name,
+        )
+        aliases[dedicated_alias(name)] = config
+    return aliases
+
+
+def dedicated_owner_settings(env: environ.Env, *, name: str) -> dict:
+    """The owner's alias of dedicated database `name`: for migrations and set-up only.
+
+    From AMEIDE_DATABASES_OWNER, or (development) AMEIDE_DATABASES itself, which then holds the
+    owner's address as DATABASE_URL does when DATABASE_OWNER_URL is unset.
+    """
+    owners = parse_named_urls(
+        env.str("AMEIDE_DATABASES_OWNER", default=""), variable="AMEIDE_DATABASES_OWNER"
+    )
+    if not owners:
+        owners = parse_named_urls(
+            env.str("AMEIDE_DATABASES", default=""), variable="AMEIDE_DATABASES"
+        )
+    if name not in owners:
+        raise ImproperlyConfigured(f"no owner address for dedicated database {name!r}")
+    owner = _parse(owners[name], engine=OWNER_DB_ENGINE)
+    owner.setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=3)
+    )
+    owner["PLACEMENT"] = name
     return owner

@@ -87,8 +87,12 @@ TEMPLATES = [
 ]
 
 DATABASES = database_settings(env)
-# Dedicated schemas take only tenant models' migrations (docs/placement.md).
-DATABASE_ROUTERS = ["tenants.placement.routing.SchemaMigrationRouter"]
+# Dedicated schemas take only tenant models' migrations; a tenant's placed rows go to its
+# dedicated database (docs/placement.md).
+DATABASE_ROUTERS = [
+    "tenants.placement.routing.SchemaMigrationRouter",
+    "tenants.placement.router.PlacementRouter",
+]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 

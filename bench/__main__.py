@@ -1,4 +1,6 @@
-"""`python -m bench [--full] [--pairs 1,2,...]`: run the pairs, print the table, save the figures."""
+"""`python -m bench [--full] [--pairs 1,2,...] [--citus]`: run the pairs, print the table, save
+the figures. `--citus` runs the Citus pairs instead (bench.pairs_citus), against the cluster
+that DATABASE_URL names (`make bench CITUS=1` starts one)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,11 @@ from bench.environment import RESULTS_DIR, configure
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--full", action="store_true", help="millions of rows, more rounds")
+    parser.add_argument(
+        "--citus",
+        action="store_true",
+        help="the Citus pairs C1-C3 on the cluster DATABASE_URL names (AMEIDE_CITUS=true)",
+    )
     parser.add_argument(
         "--pairs",
         default="1,2,3,4,5,6,7,8,9,10",
@@ -85,10 +92,55 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _citus_jobs(args, *, plan, specs) -> tuple[dict, dict]:
+    """The datasets and pairs of --citus (bench.pairs_citus): the cluster's two datasets and
+    the one-server copy of the large one."""
+    from bench import pairs_citus
+
+    datasets = {}
+    builders = (
+        ("main", pairs_citus.ensure_cluster_dataset, "owner", "default", specs["main"]),
+        ("small", pairs_citus.ensure_cluster_dataset, "owner_1k", "runtime_1k", specs["small"]),
+        ("one", pairs_citus.ensure_one_server_dataset, "owner_one", "one", specs["main"]),
+    )
+    for key, build, owner, runtime, spec in builders:
+        t0 = time.perf_counter()
+        datasets[key] = build(owner_alias=owner, runtime_alias=runtime, spec=spec)
+        what = "reused" if datasets[key].reused else "built"
+        _log(
+            f"  dataset {key}: {spec.tenants:,} tenants, {spec.rows:,} rows, "
+            f"{what} in {time.perf_counter() - t0:.1f}s"
+        )
+    jobs = {
+        "C1": (
+            "cluster vs one server: PK read and list",
+            lambda: pairs_citus.cluster_vs_one_server(
+                cluster=datasets["main"], one=datasets["one"], plan=plan
+            ),
+        ),
+        "C3": (
+            "tenant count on the cluster",
+            lambda: pairs_citus.cluster_tenant_count(
+                main=datasets["main"], small=datasets["small"], plan=plan
+            ),
+        ),
+    }
+    return datasets, jobs
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     load_at_start = os.getloadavg()[0]
-    names = configure(full=args.full)
+    if args.citus:
+        # Databases of their own on the cluster's server, apart from one-server runs' datasets.
+        os.environ.setdefault("AMEIDE_BENCH_DB", "ameide_bench_citus")
+        os.environ["AMEIDE_CITUS"] = "true"
+    names = configure(
+        full=args.full, settings_module="bench.settings_citus" if args.citus else "bench.settings"
+    )
+    if args.citus:
+        os.environ["AMEIDE_BENCH_DB_ONE"] = names["main"] + "_one"
+        args.pairs = {"C1", "C3"}
     started = time.perf_counter()
 
     import django
@@ -119,7 +171,12 @@ def main(argv: list[str] | None = None) -> int:
     specs = dataset_specs(full=args.full)
     _log(f"bench ({mode}): databases {names['main']} and {names['small']}")
     datasets = {}
-    for key, owner, runtime in (("main", "owner", "default"), ("small", "owner_1k", "runtime_1k")):
+    citus_datasets, citus_jobs = (
+        _citus_jobs(args, plan=plan, specs=specs) if args.citus else ({}, {})
+    )
+    for key, owner, runtime in (
+        () if args.citus else (("main", "owner", "default"), ("small", "owner_1k", "runtime_1k"))
+    ):
         t0 = time.perf_counter()
         datasets[key] = ensure_dataset(owner_alias=owner, runtime_alias=runtime, spec=specs[key])
         what = "reused" if datasets[key].reused else "built"
@@ -179,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
             lambda: pairs_http.limits_cost(dataset=datasets["main"], plan=http_plan),
         ),
     }
+    if args.citus:
+        jobs, datasets = citus_jobs, citus_datasets
     results = []
     for number, (title, job) in jobs.items():
         if number not in args.pairs:
@@ -199,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         # Other work on the machine inflates the spread; the ratios are interleaved against it.
         "load_average_1min": {"start": load_at_start, "end": os.getloadavg()[0]},
     }
-    command = "make bench" + (" FULL=1" if args.full else "")
+    command = "make bench" + (" FULL=1" if args.full else "") + (" CITUS=1" if args.citus else "")
     header = (
         f"Mode {mode}; interleaved rounds: {rounds['process']} (pairs 1-5), {rounds['http']} "
         f"(pairs 6, 10), {10 if args.full else 5} (pair 9), {rounds['schemas']} "
@@ -208,6 +267,14 @@ def main(argv: list[str] | None = None) -> int:
         f"PostgreSQL {server_version}, Python {machine['python']}; load average "
         f"{load_at_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end."
     )
+    if args.citus:
+        header = (
+            f"Mode {mode}, Citus (coordinator + 2 workers, one server = a database without Citus "
+            f"on the coordinator's server); interleaved rounds: {rounds['process']}; ratio = "
+            f"median(ours) / median(baseline). Machine: {machine['nproc']} cores, "
+            f"{machine['cpu']}, PostgreSQL {server_version}, Python {machine['python']}; load "
+            f"average {load_at_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end."
+        )
     print(f"\n{header}\n\n{table}\n")
     os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)
     report = {

@@ -18,7 +18,7 @@ import zlib
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import connection
+from django.db import connections, router
 
 from limits import selectors
 from limits.errors import QuotaExceeded
@@ -36,6 +36,9 @@ _measured: dict[int, tuple[float, int | None]] = {}
 def enforce_quotas(*, model, adding: int = 1) -> None:
     """Refuse (QuotaExceeded) a write that would add `adding` rows of `model` to the tenant
     past its quota. Must run inside the write's transaction (the lock lasts until it ends)."""
+    # The database that holds the rows (a dedicated one for a tenant placed there): the lock
+    # must last as long as the transaction that writes them.
+    connection = connections[router.db_for_write(model)]
     if not connection.in_atomic_block:
         raise RuntimeError("enforce_quotas must run inside the write's transaction.")
     tenant = current_tenant()

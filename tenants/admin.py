@@ -244,7 +244,7 @@ class AuditEventAdmin(PlatformPermissions, admin.ModelAdmin):
         # RLS already shows a tenant only its own rows; the filter says so in Python as well.
         return queryset.filter(tenant_id_value=current_tenant().pk)
 
-    list_display = ["at", "action", "actor", "acting_as", "tenant_slug", "short_reason"]
+    list_display = ["at", "action", "actor", "acting_as", "tenant_slug", "short_reason", "imported"]
     list_filter = ["action", AuditTenantFilter, AuditActorFilter]
     search_fields = ["actor", "acting_as", "action", "tenant_slug", "reason", "request_id"]
     date_hierarchy = "at"
@@ -260,6 +260,11 @@ class AuditEventAdmin(PlatformPermissions, admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+    @admin.display(description="imported", boolean=True)
+    def imported(self, event: AuditEvent) -> bool:
+        """History another database recorded (tenants import), not an event of this one."""
+        return bool(event.imported_from)
 
     @admin.display(description="reason")
     def short_reason(self, event: AuditEvent) -> str:

@@ -14,6 +14,8 @@ class TenantsConfig(AppConfig):
         from tenants.context import install_breakglass_gate
         from tenants.db import breakglass
         from tenants.db.roles import grant_runtime_privileges
+        from tenants.placement import databases
 
         post_migrate.connect(grant_runtime_privileges, dispatch_uid="tenants.grants")
+        databases.connect_signals()
         install_breakglass_gate(breakglass)

@@ -81,6 +81,39 @@ def saved_row(row: AuditEvent, stamped: tuple, *, using: str) -> AuditEvent:
     return row
 
 
+IMPORT_AUDIT_SQL = f"SELECT {PRIVATE}.import_audit(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+
+
+def imported_event_params(
+    *,
+    pk: int,
+    at: str,
+    action: str,
+    actor: str,
+    acting_as: str,
+    tenant: Tenant,
+    reason: str,
+    request_id: str,
+    details: dict[str, Any],
+    archive_sha256: str,
+) -> list:
+    """Parameters of IMPORT_AUDIT_SQL for one event of an archive's history, signed.
+
+    The values must already be clean (clean_text leaves them as they are: the archive was
+    verified); PostgreSQL then marks the row as imported and binds it to `tenant`, which it
+    accepts only if the import created it in this transaction (tenants.db.wall)."""
+    encoded = json.dumps(details, ensure_ascii=True)
+    fields = [
+        pk, at, action, actor, acting_as, tenant.pk, reason, request_id, encoded, archive_sha256
+    ]  # fmt: skip
+    return [*fields, signed_fields("import_audit", *fields)]
+
+
+def is_clean(value: Any) -> bool:
+    """Whether PostgreSQL stores `value` (text, or JSON of text) as it is (see clean_text)."""
+    return _clean(value) == value
+
+
 def _text(value: str, limit: int) -> str:
     return clean_text(str(value))[:limit]
 

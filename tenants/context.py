@@ -104,8 +104,8 @@ def unscoped(*, reason: str, actor: str = "", using: str = "default") -> Iterato
 
     The grant (and its audit row) commit in their own short transaction before the block reads
     anything, so rolling the work back cannot erase the trace. PostgreSQL admits other tenants'
-    rows only to the break-glass role in a transaction that names an open grant, and the grant
-    is closed when the block ends.
+    rows only to the break-glass role (on Citus: to any role) in a transaction whose signed
+    scope names an open grant, and the grant is closed when the block ends.
     """
     if not isinstance(reason, str) or not reason.strip():
         raise BypassReasonRequired("unscoped() needs a non-empty reason=...")

@@ -42,6 +42,41 @@ class EntryRefused(TenancyError):
         self.tenant = tenant  # the tenant that was refused, when known (for the audit row)
 
 
+class PlacementUnavailable(TenancyError):
+    """The tenant's rows are in a dedicated database this process has no address for.
+
+    Never a fallback to the shared tables: name the database in AMEIDE_DATABASES.
+    """
+
+    def __init__(self, *, tenant) -> None:
+        super().__init__(
+            f"tenant {tenant.slug!r} is placed in dedicated database "
+            f"{tenant.placement_name!r}, which AMEIDE_DATABASES does not name in this process"
+        )
+        self.tenant = tenant
+
+
+class UnscopedAcrossPlacements(TenancyError):
+    """unscoped() would read or write tenant rows while a tenant is in a dedicated schema or
+    database.
+
+    Its break-glass grant opens the shared tables only; rather than answer for some tenants
+    as if it were all of them, it refuses (docs/placement.md).
+    """
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(
+            detail
+            or "unscoped() covers the shared tables only and some tenant has a dedicated "
+            "schema or database: cross-tenant work on tenant rows is refused; work per tenant "
+            "with tenant_context() instead"
+        )
+
+
+class CrossDatabaseKeyInvalid(TenancyError):
+    """A row in a dedicated database would point at a global row that does not exist."""
+
+
 class ActingRefused(TenancyError):
     """The act-as request was refused (not a platform admin, no reason, a deleted tenant)."""
 
@@ -66,18 +101,22 @@ class ImportMismatch(ArchiveInvalid):
     """The rows read back after an import differ from the archive; the import was rolled back."""
 
 
+class IdsTaken(LifecycleError):
+    """`import --keep-ids`: archived ids are taken in this database; nothing was written."""
+
+
 class CommandInTenantFailed(LifecycleError):
     """The command ran in the tenant and failed with a tenancy error."""
+
+
+class NodeMoveFailed(LifecycleError):
+    """A Citus step of `tenants move --to node` failed; the steps before it stay done and
+    running the command again finishes the move."""
 
 
 class PlacementError(TenantInputError):
     """A dedicated placement could not be named, provisioned or migrated; the message says
     which and what to run."""
-
-
-class PlacementNotCovered(TenancyError):
-    """A cross-tenant ORM read or write inside unscoped() would miss (or misplace) the rows
-    of tenants in dedicated schemas: refused rather than answering for the shared tables only."""
 
 
 class MoveFailed(LifecycleError):

@@ -14,7 +14,8 @@ from tenants.acting import is_admin_request
 from tenants.actor import acting
 from tenants.audit import record_event
 from tenants.context import no_tenant, tenant_context
-from tenants.exceptions import EntryRefused
+from tenants.exceptions import EntryRefused, PlacementUnavailable
+from tenants.placement.router import respond_in_placement
 
 DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
 
@@ -92,7 +93,15 @@ class TenantMiddleware:
             acting_as = getattr(principal, "acting_as", "")
             with acting(name=principal.user.username, acting_as=acting_as, request_id=request_id):
                 with tenant_context(principal.tenant):
-                    response = self.get_response(request)
+                    try:
+                        # A dedicated database's request transaction (tenants.placement).
+                        response = respond_in_placement(
+                            principal.tenant, lambda: self.get_response(request)
+                        )
+                    except (PlacementUnavailable, *DATABASE_UNAVAILABLE):
+                        # The tenant's database unknown, or its transaction could not begin or
+                        # commit: never the view's answer as if its work were done.
+                        return _database_unavailable()
                 if response.streaming:
                     response.streaming_content = _in_tenant(
                         response.streaming_content, principal.tenant

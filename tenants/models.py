@@ -108,6 +108,15 @@ class TenantModel(models.Model):
         claim_row_for_current_tenant(self)
         super().save(*args, **kwargs)
 
+    def _do_update(self, base_qs, using, pk_val, values, update_fields, forced_update):
+        # A row's tenant never changes (save() claims the row for the current tenant), so the
+        # UPDATE names it in the WHERE, also inside unscoped(), and does not SET it: Citus
+        # refuses an UPDATE that sets the distribution column, even to the value it already
+        # has, when that value is a bound parameter (docs/citus.md).
+        base_qs = base_qs.filter(tenant_id=self.tenant_id)
+        values = [value for value in values if value[0].attname != "tenant_id"]
+        return super()._do_update(base_qs, using, pk_val, values, update_fields, forced_update)
+
     def delete(self, *args, **kwargs):
         check_row_of_current_tenant(self)
         return super().delete(*args, **kwargs)
@@ -143,7 +152,8 @@ class AuditEvent(models.Model):
 
     Rows are written only through `ameide_private.record_audit` and `open_breakglass`
     (tenants.audit, tenants.db.breakglass), which check the application's signature and stamp
-    `at`, `txid` and `pid` themselves. Under a tenant, SQL reads that tenant's rows only.
+    `at`, `txid` and `pid` themselves, and `import_audit` for the history an import brings
+    (marked with `imported_from`). Under a tenant, SQL reads that tenant's rows only.
     """
 
     tenancy = Tenancy.GLOBAL
@@ -165,6 +175,17 @@ class AuditEvent(models.Model):
         db_default=models.Func(function="pg_backend_pid", output_field=models.IntegerField()),
         editable=False,
         help_text="The PostgreSQL backend that wrote the row.",
+    )
+    # History another database recorded, brought by `tenants import`: the SHA-256 of the
+    # archive it came from (only ameide_private.import_audit sets it); empty for every event
+    # recorded in this database.
+    imported_from = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        db_default="",
+        editable=False,
+        help_text="SHA-256 of the archive this event was imported from; empty: recorded here.",
     )
 
     class Meta:

@@ -9,19 +9,19 @@ request that evaluates it, and raises TenantNotSet when there is none.
 from __future__ import annotations
 
 from django.core.exceptions import FullResultSet
-from django.db import connections, models, router
+from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.db.models.expressions import Expression
 from django.db.models.lookups import Exact
-from django.db.models.sql.where import AND
+from django.db.models.sql.where import AND, WhereNode
 
 from tenants.context import current_scope, current_tenant
-from tenants.exceptions import CrossTenantWrite, PlacementNotCovered, TenantNotSet
+from tenants.exceptions import CrossTenantWrite, TenantNotSet, UnscopedAcrossPlacements
 
 # Inside unscoped() the database resolves tenant tables to the shared ones (the home schema,
 # tenants.placement.paths): rows of tenants in dedicated schemas are not among them. So the ORM
 # refuses a cross-tenant read while any tenant has a dedicated schema, and a write for such a
 # tenant, instead of answering for the shared tables only (docs/placement.md).
-_DEDICATED = "SELECT count(*) FROM tenants_tenant WHERE placement = 'schema'"
+_DEDICATED = "SELECT count(*) FROM tenants_tenant WHERE placement <> 'shared'"
 _PLACEMENT_OF = "SELECT placement FROM tenants_tenant WHERE id = %s"
 
 
@@ -30,21 +30,21 @@ def refuse_uncovered_read(connection) -> None:
         cursor.execute(_DEDICATED)
         dedicated = cursor.fetchone()[0]
     if dedicated:
-        raise PlacementNotCovered(
+        raise UnscopedAcrossPlacements(
             f"unscoped() reads the shared tables only, and {dedicated} tenant(s) have a "
-            "dedicated schema: read each of those in its own tenant_context() instead."
+            "dedicated schema or database: read each of those in its own tenant_context() instead."
         )
 
 
 def refuse_uncovered_write(instance: models.Model) -> None:
-    alias = instance._state.db or router.db_for_write(type(instance), instance=instance)
-    with connections[alias].cursor() as cursor:
+    # The tenant directory is in the primary database, whatever the row's placement.
+    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
         cursor.execute(_PLACEMENT_OF, [instance.tenant_id])
         row = cursor.fetchone()
-    if row is not None and row[0] == "schema":
-        raise PlacementNotCovered(
+    if row is not None and row[0] != "shared":
+        raise UnscopedAcrossPlacements(
             f"unscoped() writes the shared tables only, and tenant {instance.tenant_id} has a "
-            "dedicated schema: write its rows in its tenant_context() instead."
+            "dedicated schema or database: write its rows in its tenant_context() instead."
         )
 
 
@@ -197,4 +197,11 @@ def tenant_join_restriction(field, alias, related_alias):
     scope = current_scope()
     if scope.tenant is None and scope.is_bypass:
         return None
-    return _tenant_condition(field.model, related_alias)
+    condition = _tenant_condition(field.model, related_alias)
+    target = field.related_model
+    if alias is None or getattr(target, "tenancy", None) != "tenant":
+        return condition
+    # Between two tenant tables both sides carry the tenant: on Citus a join of colocated
+    # tables is sent to one shard only when each table is bound to a tenant value, and row
+    # security alone does not bind it when the policy also admits break-glass (docs/citus.md).
+    return WhereNode([condition, _tenant_condition(target, alias)], AND)

@@ -23,12 +23,15 @@ def tenant_create(
     slug: str,
     name: str,
     external_id: str | None = None,
+    pk: int | None = None,
     placement: str = Placement.SHARED,
     schema: str | None = None,
 ) -> Tenant:
-    """A new tenant; with placement `schema`, its dedicated schema is provisioned first (the
-    tenant migrations, as `migrate` runs them; needs the owner's connection), then the row is
-    written, so no transaction of the tenant ever routes to a schema that is not there."""
+    """Create a tenant and its `tenant.create` audit row. `pk`: an id the caller reserved
+    (an import keeping the archive's, tenants.lifecycle.ids); default: the next one. With
+    placement `schema`, its dedicated schema is provisioned first (the tenant migrations, as
+    `migrate` runs them; needs the owner's connection), then the row is written, so no
+    transaction of the tenant ever routes to a schema that is not there."""
     if not SLUG_RE.match(slug or ""):
         raise TenantInputError(
             f"Invalid slug {slug!r}: use 1-63 lowercase letters, digits and inner hyphens."
@@ -45,7 +48,12 @@ def tenant_create(
         )
     if schema and placement != Placement.SCHEMA:
         raise TenantInputError("--schema goes with --placement schema.")
-    tenant = Tenant(pk=next_id(model=Tenant), slug=slug, name=name.strip(), external_id=external_id)
+    tenant = Tenant(
+        pk=next_id(model=Tenant) if pk is None else pk,
+        slug=slug,
+        name=name.strip(),
+        external_id=external_id,
+    )
     if placement == Placement.SCHEMA:
         tenant.placement = Placement.SCHEMA
         tenant.placement_name = checked_name(schema or default_schema_name(tenant.pk))

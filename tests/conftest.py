@@ -6,11 +6,18 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 
+import environ
 import pytest
 from django.conf import settings
 from django.db import connections
 
+from ameide.database import dedicated_owner_settings
 from tenants.context import tenant_context
+from tests import dedicated
+
+# The dedicated databases `near` and `far` (tests/dedicated.py), before the test databases
+# are set up.
+dedicated.configure()
 
 CI = os.environ.get("CI", "").lower() == "true"
 
@@ -27,24 +34,7 @@ def pytest_runtest_makereport(item, call):
 
 # Tests of `make test-citus` (docs/citus.md) that fail on the cluster for a known reason, held
 # as strict xfails there: a fix turns them into failures until this list loses them.
-_BREAKGLASS = "counts or reads through unscoped(): break-glass does not reach the workers yet"
-CITUS_GAPS = {
-    "tests/tenants/test_orm_fail_closed.py::test_write_without_tenant_raises_and_writes_nothing": _BREAKGLASS,
-    "tests/tenants/test_orm_fail_closed.py::test_write_under_a_touches_only_a": _BREAKGLASS,
-    "tests/tenants/test_orm_fail_closed.py::test_unscoped_needs_a_reason_and_writes_an_audit_row": _BREAKGLASS,
-    "tests/tenants/test_orm_fail_closed.py::test_unscoped_write_needs_an_explicit_tenant": _BREAKGLASS,
-    "tests/rls/test_rls_red_team.py::test_role_switches_gain_nothing": _BREAKGLASS,
-    "tests/rls/test_rls_red_team.py::test_a_rolled_back_unscoped_block_keeps_its_audit_row": _BREAKGLASS,
-    "tests/rls/test_rls_red_team.py::test_a_grant_inside_an_outer_transaction_is_committed_first": _BREAKGLASS,
-    "tests/rls/test_rls_red_team.py::test_a_closed_grants_scope_opens_nothing": _BREAKGLASS,
-    "tests/rls/test_rls_red_team.py::test_a_genuine_value_of_another_connection_is_useless_here": (
-        "the test sets the scope with set_config on a raw connection, which Citus does not "
-        "pass on to the workers: the victim itself reads 0 rows"
-    ),
-    "tests/rls/test_rls_red_team.py::test_every_statement_form_carries_the_tenant[do block]": (
-        "not explained yet (app.stolen unset after the DO block)"
-    ),
-}
+CITUS_GAPS: dict[str, str] = {}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -56,19 +46,31 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.xfail(strict=True, reason=f"Citus: {reason}"))
 
 
+def _owner_of(alias: str) -> dict:
+    placement = connections.settings[alias].get("PLACEMENT")
+    if placement:
+        return dedicated_owner_settings(environ.Env(), name=placement)
+    return connections["owner"].settings_dict
+
+
 @contextmanager
-def _as_owner(alias: str = "default"):
-    """Let the runtime alias use the owner's credentials while the test database is built."""
-    runtime = connections[alias].settings_dict
-    owner = connections["owner"].settings_dict
-    saved = {key: runtime[key] for key in ("USER", "PASSWORD")}
-    connections[alias].close()
-    runtime.update(USER=owner["USER"], PASSWORD=owner["PASSWORD"])
+def _as_owner(*aliases: str):
+    """Let the runtime aliases use the owner's credentials while the test databases are built
+    (default: `default` and every dedicated database's alias)."""
+    aliases = aliases or ("default", *dedicated.configured_aliases())
+    saved = {}
+    for alias in aliases:
+        runtime = connections[alias].settings_dict
+        owner = _owner_of(alias)
+        saved[alias] = {key: runtime[key] for key in ("USER", "PASSWORD")}
+        connections[alias].close()
+        runtime.update(USER=owner["USER"], PASSWORD=owner["PASSWORD"])
     try:
         yield
     finally:
-        connections[alias].close()
-        runtime.update(saved)
+        for alias in aliases:
+            connections[alias].close()
+            connections[alias].settings_dict.update(saved[alias])
 
 
 def pytest_configure(config):
@@ -84,6 +86,7 @@ def pytest_configure(config):
     from tenants.db.owner import register_owner_alias
 
     register_owner_alias()
+    dedicated.register_owner_aliases()
     settings.ADMISSION_CACHE_SECONDS = 0
 
 
@@ -92,6 +95,7 @@ def django_db_setup(request, django_test_environment, django_db_blocker):
     from django.test.utils import setup_databases, teardown_databases
 
     from tenants.db.roles import ensure_database, ensure_roles
+    from tenants.placement import databases
 
     test_name = os.environ.get("AMEIDE_TEST_DB_NAME")
     if test_name:
@@ -99,21 +103,18 @@ def django_db_setup(request, django_test_environment, django_db_blocker):
         settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = test_name
         connections["default"].settings_dict.setdefault("TEST", {})["NAME"] = test_name
     # On a Citus cluster (make test-citus) the test database is made a Citus database on every
-    # node beforehand (scripts/citus-cluster createdb), kept, and distributed after migrate.
+    # node beforehand (scripts/citus-cluster createdb) and kept; `migrate` distributes it.
     on_citus = settings.TENANCY_CITUS
     with django_db_blocker.unblock():
         ensure_database()
         ensure_roles()
         connections["owner"].close()
+        for name in databases.names():
+            databases.set_up(name=name)  # the roles on each dedicated database's server
         with _as_owner():
             db_cfg = setup_databases(
                 verbosity=0, interactive=False, keepdb=on_citus, serialized_aliases=[]
             )
-        if on_citus:
-            from tenants.citus.distribute import tenants_distribute
-
-            tenants_distribute(using="owner")
-            connections["owner"].close()
     yield
     with django_db_blocker.unblock(), _as_owner():
         for alias in connections:
@@ -137,23 +138,35 @@ def placement_schemas(django_db_setup, django_db_blocker) -> tuple[str, ...]:
     return TEST_SCHEMAS
 
 
-# A suite marked `every_placement` runs once per pair: both tenants shared, each one in a
-# dedicated schema while the other is shared, and both in dedicated schemas (two of them).
-PLACEMENT_PAIRS = [
+# A suite marked `every_placement` runs once per pair of placements of tenant_a and tenant_b:
+# both shared; each in a dedicated schema while the other is shared, and both in schemas of
+# their own; and, where the session has dedicated databases (tests/dedicated.py) and the suite
+# does not say `every_placement(databases=False)`, each in the database on the other server
+# while the other is shared, one in each dedicated database, and a schema tenant next to a
+# tenant on the other server.
+SCHEMA_PAIRS = [
     ("shared", "shared"),
     ("schema", "shared"),
     ("shared", "schema"),
     ("schema", "schema"),
 ]
+DATABASE_PAIRS = (
+    [
+        (dedicated.FAR, "shared"),
+        ("shared", dedicated.FAR),
+        (dedicated.NEAR, dedicated.FAR),
+        ("schema", dedicated.FAR),
+    ]
+    if dedicated.ENABLED
+    else []
+)
 
 
 def pytest_generate_tests(metafunc):
-    if "placements" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
-        "every_placement"
-    ):
-        metafunc.parametrize(
-            "placements", PLACEMENT_PAIRS, indirect=True, ids=["-".join(p) for p in PLACEMENT_PAIRS]
-        )
+    marker = metafunc.definition.get_closest_marker("every_placement")
+    if "placements" in metafunc.fixturenames and marker:
+        pairs = SCHEMA_PAIRS + (DATABASE_PAIRS if marker.kwargs.get("databases", True) else [])
+        metafunc.parametrize("placements", pairs, indirect=True, ids=["-".join(p) for p in pairs])
 
 
 @pytest.fixture
@@ -163,11 +176,15 @@ def placements(request) -> tuple[str, str]:
 
 
 def _placed(request, placements, index: int) -> dict:
+    from tenants.models import Placement
+
     placement = placements[index]
     if placement == "shared":
         return {}
+    if placement in (dedicated.NEAR, dedicated.FAR):
+        return {"placement": Placement.DATABASE, "placement_name": placement}
     schemas = request.getfixturevalue("placement_schemas")
-    return {"placement": placement, "placement_name": schemas[index]}
+    return {"placement": Placement.SCHEMA, "placement_name": schemas[index]}
 
 
 @pytest.fixture

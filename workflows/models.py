@@ -114,7 +114,9 @@ class RunTicket(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["run_ref"], name="runticket_run_uniq"),
+            # A run's id is unique within its tenant only: tenants in dedicated databases
+            # number their runs themselves (docs/placement.md).
+            models.UniqueConstraint(fields=["tenant_ref", "run_ref"], name="runticket_run_uniq"),
             GlobalRowSecurity(name="workflows_runticket_rls", under_tenant="tenant_ref = {tenant}"),
         ]
         indexes = [

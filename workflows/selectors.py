@@ -8,7 +8,12 @@ from workflows.models import Workflow, WorkflowRun
 
 
 def workflow_list() -> QuerySet[Workflow]:
-    return Workflow.objects.select_related("owner")
+    # The owners come in a second query (one per page: id IN (...)), not a join. On Citus the
+    # workflows are distributed and the users stay on the coordinator, and Citus cannot plan
+    # that join while the user table has row security ("failed to postpone qual containing
+    # lateral reference"; docs/citus.md); a tenant in a dedicated database has its users in
+    # `default`, which a join cannot reach (docs/placement.md). One shape for every placement.
+    return Workflow.objects.prefetch_related("owner")
 
 
 def run_list(*, workflow: Workflow | None = None) -> QuerySet[WorkflowRun]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.db.models import Max
 from django.utils import timezone
 
@@ -13,6 +13,7 @@ from accounts.models import User
 from limits.quotas import enforce_quotas
 from tenants.audit import record_event
 from tenants.context import current_tenant
+from tenants.placement.router import tenant_atomic
 from workflows.errors import DuplicateName, RunStateConflict
 from workflows.models import RunTicket, Workflow, WorkflowRun
 
@@ -37,7 +38,7 @@ def _save_unique(workflow: Workflow, *, action: str, changed: list[str]) -> Work
         # No savepoint (two round trips per write): losing a race on the name ends the caller's
         # transaction, which rolls back at the end of its atomic block. The API answers 409
         # then, and nothing of the request is written.
-        with transaction.atomic(savepoint=False):
+        with tenant_atomic(savepoint=False):
             workflow.save()
             audit(action=action, obj=workflow, changed=changed)
     except IntegrityError as exc:
@@ -63,7 +64,7 @@ def workflow_create(
         owner=owner,
     )
     # The quota is checked in the write's transaction: racing writers cannot both pass it.
-    with transaction.atomic(savepoint=False):
+    with tenant_atomic(savepoint=False):
         enforce_quotas(model=Workflow)
         return _save_unique(
             workflow,
@@ -84,9 +85,9 @@ def workflow_update(*, workflow: Workflow, **changes: Any) -> Workflow:
 
 
 def workflow_delete(*, workflow: Workflow) -> None:
-    with transaction.atomic():
+    with tenant_atomic():
         run_ids = list(WorkflowRun.objects.filter(workflow=workflow).values_list("pk", flat=True))
-        RunTicket.objects.filter(run_ref__in=run_ids).delete()
+        RunTicket.objects.filter(tenant_ref=workflow.tenant_id, run_ref__in=run_ids).delete()
         audit(action="workflow.delete", obj=workflow, runs_deleted=len(run_ids))
         workflow.delete()
 
@@ -106,7 +107,7 @@ def run_start(
     input: dict[str, Any] | None = None,
     retry_of: WorkflowRun | None = None,
 ) -> WorkflowRun:
-    with transaction.atomic():
+    with tenant_atomic():
         enforce_quotas(model=WorkflowRun)  # in the write's transaction (limits.quotas)
         run = WorkflowRun.objects.create(
             workflow=workflow,
@@ -127,7 +128,7 @@ def run_start(
 
 def run_cancel(*, run: WorkflowRun) -> WorkflowRun:
     """Cancel now when no worker holds the run; else ask its worker to stop at the next step."""
-    with transaction.atomic():
+    with tenant_atomic():
         run = WorkflowRun.objects.select_for_update().get(pk=run.pk)
         if run.status in WorkflowRun.FINISHED:
             raise RunStateConflict(f"The run is already {run.status}.")
@@ -135,7 +136,7 @@ def run_cancel(*, run: WorkflowRun) -> WorkflowRun:
             run.cancel_requested = True
             run.save(update_fields=["cancel_requested"])
         else:
-            RunTicket.objects.filter(run_ref=run.pk).delete()
+            RunTicket.objects.filter(tenant_ref=run.tenant_id, run_ref=run.pk).delete()
             run.status = WorkflowRun.Status.CANCELLED
             run.finished_at = timezone.now()
             run.log = [*run.log, {"at": run.finished_at.isoformat(), "event": "cancelled"}]
@@ -153,7 +154,7 @@ def run_retry(*, run: WorkflowRun) -> WorkflowRun:
 
 def run_approve(*, run: WorkflowRun, approval: str, by: str) -> WorkflowRun:
     """Give the approval the run waits for, and queue it again to go on from there."""
-    with transaction.atomic():
+    with tenant_atomic():
         run = WorkflowRun.objects.select_for_update().get(pk=run.pk)
         waiting_for = next(
             (
@@ -168,7 +169,7 @@ def run_approve(*, run: WorkflowRun, approval: str, by: str) -> WorkflowRun:
         run.approvals = {**run.approvals, approval: by}
         run.status = WorkflowRun.Status.QUEUED
         run.save(update_fields=["approvals", "status"])
-        RunTicket.objects.filter(run_ref=run.pk).delete()
+        RunTicket.objects.filter(tenant_ref=run.tenant_id, run_ref=run.pk).delete()
         enqueue(run=run)
         audit(action="run.approve", obj=run, changed=["approvals"], approval=approval)
     return run

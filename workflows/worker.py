@@ -30,6 +30,7 @@ from tenants.actor import acting
 from tenants.audit import record_event
 from tenants.context import current_scope, current_tenant, no_tenant, tenant_context
 from tenants.models import Tenant
+from tenants.placement.router import placed_atomic, tenant_atomic
 from workflows import steps
 from workflows.errors import InvalidDefinition
 from workflows.models import RunTicket, WorkflowRun
@@ -193,7 +194,7 @@ def _finish(claim: Claim, run: WorkflowRun, *, status: str, error: str = "") -> 
 
 
 def _execute(claim: Claim, tenant: Tenant) -> None:
-    with transaction.atomic():
+    with tenant_atomic():
         _hold(claim)
         run = (
             WorkflowRun.objects.select_for_update().select_related("workflow").get(pk=claim.run_ref)
@@ -219,7 +220,7 @@ def _execute(claim: Claim, tenant: Tenant) -> None:
         instruction = _advance(claim, run, program, deadline)
     while instruction is not None:
         _wait(claim, seconds=instruction.arg, deadline=deadline)
-        with transaction.atomic():
+        with tenant_atomic():
             _hold(claim)
             run = WorkflowRun.objects.select_for_update().get(pk=claim.run_ref)
             instruction = _advance(claim, run, program, deadline)
@@ -293,7 +294,7 @@ def _wait(claim: Claim, *, seconds: float, deadline) -> None:
     until = time.monotonic() + seconds
     while (left := until - time.monotonic()) > 0:
         time.sleep(min(left, _WAIT_SLICE_SECONDS))
-        with transaction.atomic():
+        with tenant_atomic():
             _hold(claim)
             if timezone.now() >= deadline:
                 return  # the step loop fails the run
@@ -327,7 +328,9 @@ def _reap_one(claim: Claim, *, timed_out: bool) -> None:
     if tenant is None or not tenant.is_active:
         _refuse(claim, reason="reaped: its tenant is gone or not active", tenant=tenant)
         return
-    with tenant_context(tenant):
+    # The caller's transaction holds the ticket on `default`; the run may be in the tenant's
+    # dedicated database (tenants.placement).
+    with tenant_context(tenant), placed_atomic():
         run = WorkflowRun.objects.select_for_update().filter(pk=claim.run_ref).first()
         if run is None:
             _refuse(claim, reason="reaped: its run is not a run of its tenant", tenant=tenant)

@@ -16,13 +16,14 @@ from django.db import connections, transaction
 
 from tenants.citus.placement import (
     DISTRIBUTED,
+    GRANT_TABLE,
     REFERENCE,
     DroppedKey,
     Placement,
     keys_to_drop,
     table_plan,
 )
-from tenants.constraints import RowSecurity
+from tenants.constraints import CompositeForeignKey, RowSecurity
 from tenants.db import wall
 from tenants.exceptions import LifecycleError
 from tenants.lifecycle.progress import Progress, no_progress
@@ -77,6 +78,13 @@ def foreign_keys(cursor) -> list[tuple[str, str, str]]:
         "to_regnamespace('ameide_private')) ORDER BY 1, 2"
     )
     return cursor.fetchall()
+
+
+def citus_installed(*, using: str) -> bool:
+    """Whether the database has the Citus extension (then `migrate` places the tables)."""
+    with connections[using].cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_extension WHERE extname = 'citus'")
+        return cursor.fetchone() is not None
 
 
 def require_coordinator(cursor) -> None:
@@ -140,9 +148,41 @@ def _restore_keys(*, using: str, table: str, plan: list[Placement]) -> None:
                 editor.execute(editor._create_fk_sql(model, key, "_fk_%(to_table)s_%(to_column)s"))
 
 
+def _restore_composite_keys(*, using: str, table: str) -> None:
+    """The model's composite keys (tenant_id, x_id) -> (tenant_id, id) where missing: a new
+    tenant table's key to a distributed table waits, in its migration, for the table to be
+    distributed (tenants.constraints.CompositeForeignKey)."""
+    connection = connections[using]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'f'",
+            [table],
+        )
+        present = {name for (name,) in cursor.fetchall()}
+    for model in apps.get_models():
+        if model._meta.db_table != table:
+            continue
+        for constraint in model._meta.constraints:
+            if isinstance(constraint, CompositeForeignKey) and constraint.name not in present:
+                with connection.schema_editor() as editor:
+                    editor.execute(constraint.create_sql(model, editor))
+
+
 def _place(*, using: str, placement: Placement) -> None:
     connection = connections[using]
     quote = connection.ops.quote_name
+    if placement.table == GRANT_TABLE:
+        # Earlier versions left an empty plain copy of the grants on each worker, where
+        # Citus would now create the reference table's own.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT nodename, nodeport, result FROM run_command_on_workers(%s) "
+                "WHERE NOT success",
+                [f"DROP TABLE IF EXISTS {GRANT_TABLE}"],
+            )
+            failed = cursor.fetchall()
+        if failed:
+            raise LifecycleError(f"could not drop the workers' old grant tables: {failed}")
     with transaction.atomic(using=using), connection.cursor() as cursor:
         # Triggers on the table (the admission signal) go to the shards (docs/citus.md).
         cursor.execute("SET LOCAL citus.enable_unsafe_triggers = on")
@@ -208,6 +248,7 @@ def tenants_distribute(*, using: str, progress: Progress = no_progress) -> Distr
     for placement in plan:
         if placement.table in placed:
             _restore_keys(using=using, table=placement.table, plan=plan)
+            _restore_composite_keys(using=using, table=placement.table)
             _create_policies(using=using, table=placement.table)
     with connection.cursor() as cursor:
         for placement in reversed(plan):

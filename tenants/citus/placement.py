@@ -6,7 +6,8 @@
   table's policy), which is a reference table: Citus cannot join the two otherwise;
 - reference tables (a copy on every node): the global tables that tenant tables point at,
   when their policy needs no subquery (Citus refuses subqueries in policies);
-- the wall's private tables are plain tables, copied to the workers (PRIVATE_TABLES);
+- the wall's key is a plain table, copied to the workers, and its break-glass grants a
+  reference table (PRIVATE_TABLES);
 - everything else stays on the coordinator: global rows written on the request path
   (sessions, limits, the run queue, the audit log) or read by the platform only.
 
@@ -37,14 +38,23 @@ KEYS_CITUS_KEEPS = {
     (REFERENCE, REFERENCE),
     (COORDINATOR, COORDINATOR),
 }
-# The wall's own tables are never Citus tables: the verifier reads them inside queries on
-# shards, where Citus refuses to read a reference table ("cannot execute a distributed query
-# from a query on a shard"). tenants.db.wall.install copies them to each worker instead.
+# The wall's own tables. The verifier reads them inside queries on shards, where Citus refuses
+# to read a Citus table ("cannot execute a distributed query from a query on a shard"): the key
+# is a plain table that tenants.db.wall.install copies to each worker; the grants are a
+# reference table, so that a grant (with its audit row) and its closing reach every node in one
+# 2PC transaction, and the verifier reads the node's own copy of it by the shard's name.
+GRANT_TABLE = f"{wall.PRIVATE}.breakglass_grant"
 PRIVATE_TABLES = {
-    f"{wall.PRIVATE}.scope_key": "a plain copy on every node (tenants.db.wall.install): the "
-    "verifier reads the key inside queries on shards, where Citus refuses reference tables",
-    f"{wall.PRIVATE}.breakglass_grant": "on the coordinator, an empty copy on each worker: "
-    "break-glass does not reach the workers yet (docs/citus.md)",
+    f"{wall.PRIVATE}.scope_key": (
+        COORDINATOR,
+        "a plain copy on every node (tenants.db.wall.install): the verifier reads the key "
+        "inside queries on shards, where Citus refuses Citus tables",
+    ),
+    GRANT_TABLE: (
+        REFERENCE,
+        "break-glass grants on every node, opened and closed by 2PC with their audit row; the "
+        "verifier reads the node's own shard by name (tenants.db.wall.breakglass_open)",
+    ),
 }
 
 
@@ -89,7 +99,7 @@ def table_plan(*, tables: list[str]) -> list[Placement]:
     replicated = [t.db_table for t in tenant_tables() if t.db_table in read_by]
     ordered = [t.db_table for t in tenant_tables() if t.db_table not in read_by]
     anchor = ordered[0] if ordered else ""
-    plan = [Placement(table, COORDINATOR, reason) for table, reason in PRIVATE_TABLES.items()]
+    plan = [Placement(table, kind, reason) for table, (kind, reason) in PRIVATE_TABLES.items()]
     for table in replicated:
         plan.append(
             Placement(

@@ -8,7 +8,8 @@ from django.conf import settings
 from django.db import connections
 
 from tenants.citus.distribute import RUN_ON_NODES, citus_placements, row_security, schema_tables
-from tenants.citus.placement import COORDINATOR, DISTRIBUTED, table_plan
+from tenants.citus.placement import COORDINATOR, DISTRIBUTED, GRANT_TABLE, table_plan
+from tenants.db import wall
 
 # Run on each shard by run_command_on_shards (%1$s is the shard, twice): RLS enabled and forced, and an
 # isolation policy that tests the signed scope. No '%' else: Citus formats the text itself.
@@ -71,6 +72,7 @@ def citus_findings(*, using: str) -> tuple[list[str], list[str]]:
                         f"{placement.table}: shard {shard} lacks forced row security or its "
                         "isolation policy"
                     )
+        findings.extend(_grant_check_findings(cursor))
         runtime = settings.TENANCY_RUNTIME_ROLE
         for function in RUN_ON_NODES:
             cursor.execute(
@@ -83,3 +85,26 @@ def citus_findings(*, using: str) -> tuple[list[str], list[str]]:
                     "(SQL on the workers under a chosen application_name)"
                 )
     return findings, warnings
+
+
+def _grant_check_findings(cursor) -> list[str]:
+    """The break-glass check reads the grant table's shard by its name (tenants.db.wall): a
+    name that is not the shard's any more (the table placed again) admits nothing."""
+    cursor.execute(
+        "SELECT shardid FROM pg_dist_shard WHERE logicalrelid = to_regclass(%s)", [GRANT_TABLE]
+    )
+    row = cursor.fetchone()
+    if row is None:
+        return []  # not placed yet: the placement finding above says so
+    cursor.execute(
+        "SELECT prosrc FROM pg_proc WHERE proname = 'grant_open' "
+        "AND pronamespace = to_regnamespace(%s)",
+        [wall.PRIVATE],
+    )
+    source = cursor.fetchone()
+    if source is None or f"breakglass_grant_{row[0]}" not in source[0]:
+        return [
+            f"{wall.PRIVATE}.grant_open does not read the grants' shard {row[0]} "
+            "(run `migrate` or `tenants distribute`)"
+        ]
+    return []

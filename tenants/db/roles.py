@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from django.apps import apps
 from django.conf import settings
-from django.db import connections
+from django.db import connections, router
 
 from tenants.constraints import RowSecurity
 from tenants.db import wall
@@ -71,6 +71,8 @@ def apply_row_security(*, using: str) -> None:
     """Create or refresh every declared policy (and the wall's functions) as the code says."""
     connection = connections[using]
     for model in apps.get_models():
+        if not router.allow_migrate_model(using, model):
+            continue  # a dedicated database has the placed tables only (tenants.placement)
         for constraint in model._meta.constraints:
             if isinstance(constraint, RowSecurity):
                 with connection.schema_editor() as editor:
@@ -101,6 +103,8 @@ def grant_runtime_privileges(sender=None, using: str = "default", **kwargs) -> N
                 f"REVOKE TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA {schema} FROM {role}"
             )
             cursor.execute(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {role}")
-            cursor.execute(f"REVOKE INSERT, UPDATE, DELETE ON {AUDIT_TABLE} FROM {role}")
+            cursor.execute(f"SELECT to_regclass('{AUDIT_TABLE}') IS NOT NULL")
+            if cursor.fetchone()[0]:  # not in a dedicated database (tenants.placement)
+                cursor.execute(f"REVOKE INSERT, UPDATE, DELETE ON {AUDIT_TABLE} FROM {role}")
             cursor.execute(f"REVOKE INSERT, UPDATE, DELETE ON django_migrations FROM {role}")
         cursor.execute(f"REVOKE CREATE ON SCHEMA {schema} FROM PUBLIC")

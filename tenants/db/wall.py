@@ -11,7 +11,8 @@ Everything PostgreSQL checks lives here, in one place:
   audit log; both demand the application's signature, and the database itself fills in the time,
   the backend pid and the transaction id.
 - A break-glass grant is a committed row; the break-glass role's policy admits rows only while the
-  transaction carries a signed scope naming an open grant.
+  transaction carries a signed scope naming an open grant. Where Citus is installed the policy is
+  every role's (no role switch there) and the grants are a reference table (docs/citus.md).
 
 `install()` creates or refreshes all of it (idempotent; run by `migrate` and `tenants setup` as the
 owner). Policies of tenant and global tables are built from the predicates below.
@@ -31,6 +32,7 @@ GRANT_TTL_SECONDS = 3600  # a break-glass block longer than this is cut off
 # Citus's global pids are node id * GPID_BASE + pid (citus_backend_gpid()); a scope bound to
 # a number at least this large names a global pid (docs/citus.md).
 GPID_BASE = 10_000_000_000
+KEY_TABLE_DDL = f"CREATE TABLE IF NOT EXISTS {PRIVATE}.scope_key"
 
 # The functions the runtime and break-glass roles may call; mac_of() is not among them, or the
 # runtime role could ask PostgreSQL to sign for it.
@@ -40,10 +42,15 @@ CALLABLE = (
     "record_audit(text, text, text, bigint, text, text, text, text, text)",
     "open_breakglass(text, text, bigint, text, text, bigint, text, text)",
     "close_breakglass(bigint, text)",
+    "reserve_ids(text, text, bigint, text)",
+    "import_audit(bigint, text, text, text, text, bigint, text, text, text, text, text)",
     "scope_search_path()",
     "scope_placed_in(text)",
     "scope_member_ids()",
 )
+# How long an import waits for the transactions that hold ids of a sequence (reserve_ids);
+# past it the import stops with nothing written, to be run again.
+IMPORT_LOCK_TIMEOUT = "10s"
 
 
 def _scope(kind: str, *, inline: bool) -> str:
@@ -83,7 +90,7 @@ def _functions_sql(schema: str) -> list[str]:
     return [
         f"CREATE SCHEMA IF NOT EXISTS {PRIVATE}",
         f"REVOKE ALL ON SCHEMA {PRIVATE} FROM PUBLIC",
-        f"""CREATE TABLE IF NOT EXISTS {PRIVATE}.scope_key (
+        f"""{KEY_TABLE_DDL} (
             id int PRIMARY KEY CHECK (id = 1),
             inner_pad bytea NOT NULL,
             outer_pad bytea NOT NULL)""",
@@ -150,13 +157,37 @@ def _functions_sql(schema: str) -> list[str]:
               END IF;
               RETURN p[2]::bigint;
             END $$""",
+        # On Citus the grant table is a reference table (tenants.citus.placement): a copy on
+        # every node, written by 2PC with its audit row. The policies call the check inside
+        # queries on shards, where Citus refuses to read a Citus table ("cannot execute a
+        # distributed query from a query on a shard"), so it reads this node's own copy, the
+        # reference table's one shard (the same name on every node), named in the function's
+        # text: a static query, planned once per session (looking the shard up on each call
+        # cost about ten times the tenant check per row). Created again whenever this list
+        # runs (every migrate, `tenants distribute`); a node without the copy raises.
+        # No percent sign in this text: schema editors format their statements.
+        f"""DO $grant_fn$ DECLARE grants text := '{PRIVATE}.breakglass_grant'; shard bigint;
+            BEGIN
+              IF to_regclass('pg_catalog.pg_dist_shard') IS NOT NULL THEN
+                EXECUTE 'SELECT shardid FROM pg_dist_shard WHERE logicalrelid = $1::regclass'
+                  INTO shard USING grants;
+                IF shard IS NOT NULL THEN
+                  grants := '{PRIVATE}.' || quote_ident('breakglass_grant_' || shard);
+                END IF;
+              END IF;
+              EXECUTE 'CREATE OR REPLACE FUNCTION {PRIVATE}.grant_open(p_grant bigint)
+                RETURNS boolean LANGUAGE plpgsql STABLE SECURITY DEFINER
+                SET search_path = pg_catalog, pg_temp AS $body$
+                BEGIN
+                  RETURN EXISTS (SELECT 1 FROM ' || grants || ' g WHERE g.id = p_grant
+                    AND g.closed_at IS NULL AND g.expires_at > statement_timestamp());
+                END $body$';
+            END $grant_fn$""",
         f"""CREATE OR REPLACE FUNCTION {PRIVATE}.breakglass_open() RETURNS boolean
             LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
             DECLARE grant_id bigint := {PRIVATE}.scope_id('b');
             BEGIN
-              RETURN grant_id IS NOT NULL AND EXISTS (
-                SELECT 1 FROM {PRIVATE}.breakglass_grant g WHERE g.id = grant_id
-                AND g.closed_at IS NULL AND g.expires_at > statement_timestamp());
+              RETURN grant_id IS NOT NULL AND {PRIVATE}.grant_open(grant_id);
             END $$""",
         # The audit log's only door. The database fills in time, pid and transaction; the
         # caller's fields must carry the application's signature.
@@ -217,12 +248,98 @@ def _functions_sql(schema: str) -> list[str]:
         f"""CREATE OR REPLACE FUNCTION {PRIVATE}.close_breakglass(p_grant bigint, p_mac text)
             RETURNS void
             LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+            -- A value, not clock_timestamp() in the UPDATE: Citus refuses volatile functions
+            -- in an UPDATE of its tables (the grants are a reference table there).
+            DECLARE closed timestamptz := clock_timestamp();
             BEGIN
               IF NOT {PRIVATE}.mac_ok(concat_ws(E'\\x1f', 'close', p_grant::text), p_mac) THEN
                 RAISE EXCEPTION 'not signed by the application' USING ERRCODE = '42501';
               END IF;
-              UPDATE {PRIVATE}.breakglass_grant SET closed_at = clock_timestamp()
+              UPDATE {PRIVATE}.breakglass_grant SET closed_at = closed
                 WHERE id = p_grant AND closed_at IS NULL;
+            END $$""",
+        # An import keeps archived ids only where the table's sequence can never hand them
+        # out: this moves the sequence of `schema.table` up to p_to (never down, and not at all
+        # past half its range) and returns the highest id it had handed out before, and that
+        # ceiling.
+        # ALTER SEQUENCE waits for every transaction that has taken an id from the sequence
+        # and keeps nextval() out until it is done (read, then move: nothing can come between).
+        f"""CREATE OR REPLACE FUNCTION {PRIVATE}.reserve_ids(
+              p_table text, p_column text, p_to bigint, p_mac text)
+            RETURNS TABLE (handed_out bigint, id_ceiling bigint)
+            LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+            SET lock_timeout = '{IMPORT_LOCK_TIMEOUT}' AS $$
+            DECLARE seq regclass; seq_max bigint; last_id bigint; called boolean;
+            BEGIN
+              IF NOT {PRIVATE}.mac_ok(concat_ws(E'\\x1f', 'reserve_ids', p_table, p_column,
+                   p_to::text), p_mac) THEN
+                RAISE EXCEPTION 'id reservation not signed by the application'
+                  USING ERRCODE = '42501';
+              END IF;
+              -- (No percent sign in these bodies: the driver would read it as a placeholder.)
+              seq := pg_get_serial_sequence('{schema}.' || quote_ident(p_table), p_column)::regclass;
+              IF seq IS NULL THEN
+                RAISE EXCEPTION USING ERRCODE = '22023',
+                  MESSAGE = p_table || '.' || p_column || ' has no id sequence';
+              END IF;
+              EXECUTE 'ALTER SEQUENCE ' || seq::text || ' NO CYCLE';
+              SELECT s.seqmax INTO seq_max FROM pg_sequence s WHERE s.seqrelid = seq;
+              EXECUTE 'SELECT last_value, is_called FROM ' || seq::text INTO last_id, called;
+              handed_out := CASE WHEN called THEN last_id ELSE last_id - 1 END;
+              id_ceiling := seq_max / 2;
+              IF p_to > handed_out AND p_to <= id_ceiling THEN
+                PERFORM setval(seq, p_to, true);
+              END IF;
+              RETURN NEXT;
+            END $$""",
+        # The one door for audit history that another database recorded (tenants import).
+        # Whatever the caller signed, such a row: is marked with the archive's SHA-256, so it
+        # never passes for history made here; belongs to a tenant created in this very
+        # transaction (its native tenant.create row has this txid), so it can be attached
+        # neither to an existing tenant nor to the platform, nor replayed later; takes that
+        # tenant's slug; is not dated in the future; and keeps an id the sequence has passed.
+        f"""CREATE OR REPLACE FUNCTION {PRIVATE}.import_audit(
+              p_id bigint, p_at text, p_action text, p_actor text, p_acting_as text,
+              p_tenant bigint, p_reason text, p_request text, p_details text, p_archive text,
+              p_mac text)
+            RETURNS void
+            LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+            DECLARE slug text; seq regclass; last_id bigint;
+            BEGIN
+              IF NOT {PRIVATE}.mac_ok(concat_ws(E'\\x1f', 'import_audit', p_id::text,
+                   p_at, p_action, p_actor, p_acting_as, coalesce(p_tenant::text, ''),
+                   p_reason, p_request, p_details, p_archive), p_mac) THEN
+                RAISE EXCEPTION 'imported audit row not signed by the application'
+                  USING ERRCODE = '42501';
+              END IF;
+              IF p_archive IS NULL OR p_archive !~ '^[0-9a-f]{{64}}$' THEN
+                RAISE EXCEPTION 'an imported audit row names its archive' USING ERRCODE = '22023';
+              END IF;
+              IF p_tenant IS NULL OR NOT EXISTS (
+                   SELECT 1 FROM {audit} a WHERE a.tenant_id = p_tenant
+                   AND a.action = 'tenant.create' AND a.imported_from = ''
+                   AND a.txid = txid_current()) THEN
+                RAISE EXCEPTION 'imported history belongs only to a tenant created by the import'
+                  USING ERRCODE = '42501';
+              END IF;
+              IF p_at::timestamptz > clock_timestamp() THEN
+                RAISE EXCEPTION USING ERRCODE = '22023',
+                  MESSAGE = 'an imported audit event is dated in the future: ' || p_at;
+              END IF;
+              seq := pg_get_serial_sequence('{audit}', 'id')::regclass;
+              EXECUTE 'SELECT last_value FROM ' || seq::text INTO last_id;
+              IF p_id IS NULL OR p_id > last_id THEN
+                RAISE EXCEPTION USING ERRCODE = '22023',
+                  MESSAGE = 'audit id ' || coalesce(p_id::text, 'NULL')
+                    || ' is above its sequence (' || last_id || '): not reserved';
+              END IF;
+              SELECT t.slug INTO slug FROM {schema}.tenants_tenant t WHERE t.id = p_tenant;
+              INSERT INTO {audit}
+                (id, at, actor, acting_as, action, tenant_id, tenant_slug, reason, request_id,
+                 details, txid, pid, imported_from)
+                VALUES (p_id, p_at::timestamptz, p_actor, p_acting_as, p_action, p_tenant, coalesce(slug, ''),
+                        p_reason, p_request, p_details::jsonb, txid_current(), pg_backend_pid(),
+                        p_archive);
             END $$""",
         # The search path of the signed tenant's transaction (docs/placement.md): its
         # dedicated schema first, or the home schema alone. Read from the tenant's row at
@@ -329,13 +446,14 @@ def as_one_statement_on_citus_or_not(
 
 
 def _copy_to_workers(cursor, *, inner: bytes, outer: bytes) -> None:
-    """On a Citus coordinator: the key (and an empty grant table) on each worker too.
+    """On a Citus coordinator: the key on each worker too.
 
     The policies on the shards call the verifier on the workers, inside the shard's query,
-    where Citus refuses to read a reference table; so the private tables are plain tables on
-    every node, and `tenants distribute` copies the key (run it again after a key change;
-    `tenants check` compares the copies). Break-glass grants stay on the
-    coordinator: on a worker the break-glass policies see none (docs/citus.md).
+    where Citus refuses to read a reference table; so the key is a plain table on every node,
+    and `tenants distribute` copies it (run it again after a key change; `tenants check`
+    compares the copies). The break-glass grants are a reference table instead (written
+    with their audit row, by 2PC, on every node), which the verifier reads through this
+    node's shard (breakglass_open above; docs/citus.md).
     """
     cursor.execute("SELECT to_regproc('pg_catalog.citus_is_coordinator') IS NOT NULL")
     if not cursor.fetchone()[0]:
@@ -343,12 +461,12 @@ def _copy_to_workers(cursor, *, inner: bytes, outer: bytes) -> None:
     cursor.execute("SELECT citus_is_coordinator()")
     if not cursor.fetchone()[0]:
         return
-    tables = [s for s in _functions_sql("public") if s.startswith("CREATE TABLE")]
+    tables = [s for s in _functions_sql("public") if s.startswith(KEY_TABLE_DDL)]
     # The schema itself (and its privileges) Citus propagates from the coordinator, and
     # refuses to have changed on a worker.
     statements = [
         *tables,
-        f"REVOKE ALL ON ALL TABLES IN SCHEMA {PRIVATE} FROM PUBLIC",
+        f"REVOKE ALL ON {PRIVATE}.scope_key FROM PUBLIC",
         f"INSERT INTO {PRIVATE}.scope_key (id, inner_pad, outer_pad) VALUES (1, "
         f"decode('{inner.hex()}', 'hex'), decode('{outer.hex()}', 'hex')) "
         "ON CONFLICT (id) DO UPDATE SET inner_pad = EXCLUDED.inner_pad, "

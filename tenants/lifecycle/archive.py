@@ -5,14 +5,20 @@ An archive is a zip file:
     manifest.json                      format, version, source tenant, tables, digest
     tables/<app_label>.<model>.jsonl   one canonical JSON line per row, ascending primary key
     users.jsonl                        profiles of the users the rows refer to
+    audit.jsonl                        the tenant's audit history (version 2)
 
-`manifest.json` holds `format` ("ameide.tenant-archive"), `version` (1), `created_at`,
-`source` (id, slug, external_id, name, status of the exported tenant), `tables` (in
-dependency order: model, db table, file, primary key, columns, rows, sha256), `users` (file,
-rows, sha256) and `digest`, the SHA-256 of the canonical form of everything else in the
-manifest, so an edited manifest is detected too. The checksums detect corruption and edits;
-they are not a signature: compare the archive's own SHA-256 (printed by `export`) out of band,
-or pass it to `import --sha256`, to detect a forger who recomputes them.
+`manifest.json` holds `format` ("ameide.tenant-archive"), `version`, `created_at`, `source`
+(id, slug, external_id, name, status of the exported tenant), `tables` (in dependency order:
+model, db table, file, primary key, columns, rows, sha256), `users` (file, rows, sha256),
+from version 2 `audit` (file, rows, sha256), and `digest`, the SHA-256 of the canonical form
+of everything else in the manifest, so an edited manifest is detected too. The checksums
+detect corruption and edits; they are not a signature: compare the archive's own SHA-256
+(printed by `export`) out of band, or pass it to `import --sha256`, to detect a forger who
+recomputes them.
+
+Versions: 2 (written now) adds each user's id in the source to users.jsonl (so an import can
+keep it) and audit.jsonl. Version 1 archives are still read: their users get ids of this
+database and they bring no history.
 """
 
 from __future__ import annotations
@@ -31,12 +37,14 @@ from typing import Any
 from django.contrib.auth import get_user_model
 
 from tenants.exceptions import ArchiveInvalid
-from tenants.lifecycle.portable import USER_PROFILE_KEYS, user_ref_of
+from tenants.lifecycle.history import AUDIT_FILE, row_problem
+from tenants.lifecycle.portable import USER_PROFILE_KEYS, USER_PROFILE_KEYS_V1, user_ref_of
 from tenants.lifecycle.progress import Progress, no_progress
 from tenants.lifecycle.tables import TableDigest, TenantTable, canonical_line, tenant_tables
 
 FORMAT = "ameide.tenant-archive"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MANIFEST = "manifest.json"
 USERS_FILE = "users.jsonl"
 
@@ -83,10 +91,24 @@ class VerifiedArchive:
     sha256: str
     tables: list[VerifiedTable]
     users: list[dict]
+    audit_ids: list[int] = field(default_factory=list)  # the history's ids, ascending
+
+    @property
+    def version(self) -> int:
+        return self.manifest["version"]
 
     @contextmanager
     def rows(self, verified: VerifiedTable) -> Iterator[Iterator[dict]]:
         with member_lines(self.zip, verified.entry["file"]) as lines:
+            yield (json.loads(line) for line in lines)
+
+    @contextmanager
+    def history(self) -> Iterator[Iterator[dict]]:
+        """The audit rows (none in a version 1 archive)."""
+        if "audit" not in self.manifest:
+            yield iter(())
+            return
+        with member_lines(self.zip, self.manifest["audit"]["file"]) as lines:
             yield (json.loads(line) for line in lines)
 
     def close(self) -> None:
@@ -113,6 +135,7 @@ def verify_archive(
         tables = _verify_tables(archive, manifest, progress)
         users = _verify_users(archive, manifest)
         _verify_references(archive, tables, users)
+        audit_ids = _verify_audit(archive, manifest) if manifest["version"] >= 2 else []
     except ArchiveInvalid:
         archive.close()
         raise
@@ -120,7 +143,13 @@ def verify_archive(
         archive.close()
         raise ArchiveInvalid(f"{path} is malformed: {exc!r}") from None
     return VerifiedArchive(
-        path=path, zip=archive, manifest=manifest, sha256=sha256, tables=tables, users=users
+        path=path,
+        zip=archive,
+        manifest=manifest,
+        sha256=sha256,
+        tables=tables,
+        users=users,
+        audit_ids=audit_ids,
     )
 
 
@@ -130,9 +159,10 @@ def _read_manifest(archive: zipfile.ZipFile) -> dict:
     manifest = json.loads(archive.read(MANIFEST).decode("utf-8"))
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ArchiveInvalid("manifest.json is not the manifest of a tenant archive.")
-    if manifest.get("version") != VERSION:
+    if manifest.get("version") not in READABLE_VERSIONS:
         raise ArchiveInvalid(
-            f"Archive format version {manifest.get('version')!r} is not {VERSION}."
+            f"Archive format version {manifest.get('version')!r} is not one of "
+            f"{', '.join(map(str, READABLE_VERSIONS))}."
         )
     if manifest.get("digest") != manifest_digest(manifest):
         raise ArchiveInvalid("manifest.json was changed: its digest does not match its content.")
@@ -196,18 +226,49 @@ def _verify_users(archive, manifest: dict) -> list[dict]:
         raise ArchiveInvalid("users.jsonl is missing from the archive.")
     digest = TableDigest()
     profiles: list[dict] = []
+    keys = sorted(USER_PROFILE_KEYS if manifest["version"] >= 2 else USER_PROFILE_KEYS_V1)
     with member_lines(archive, USERS_FILE) as lines:
         for line in lines:
             profile = json.loads(line)
-            if not isinstance(profile, dict) or sorted(profile) != sorted(USER_PROFILE_KEYS):
+            if not isinstance(profile, dict) or sorted(profile) != keys:
                 raise ArchiveInvalid(f"users.jsonl: malformed profile {line[:80]!r}.")
+            user_id = profile.get("id", 1)
+            if not isinstance(user_id, int) or isinstance(user_id, bool) or user_id < 1:
+                raise ArchiveInvalid(f"users.jsonl: malformed user id in {line[:80]!r}.")
             if canonical_line(profile) != line:
                 raise ArchiveInvalid("users.jsonl: a line is not in canonical form.")
             profiles.append(profile)
             digest.add(line)
     if (digest.rows, digest.sha256) != (entry["rows"], entry["sha256"]):
         raise ArchiveInvalid("users.jsonl: count or checksum mismatch (the users were changed).")
+    ids = [p["id"] for p in profiles if "id" in p]
+    if len(set(ids)) != len(ids):
+        raise ArchiveInvalid("users.jsonl: two profiles carry the same user id.")
     return profiles
+
+
+def _verify_audit(archive, manifest: dict) -> list[int]:
+    """audit.jsonl: canonical, ascending ids, every row restorable as it is, count and checksum."""
+    entry = manifest["audit"]
+    if entry["file"] != AUDIT_FILE or AUDIT_FILE not in archive.namelist():
+        raise ArchiveInvalid("audit.jsonl is missing from the archive.")
+    digest = TableDigest()
+    ids: list[int] = []
+    with member_lines(archive, AUDIT_FILE) as lines:
+        for number, line in enumerate(lines, 1):
+            row = json.loads(line)
+            problem = row_problem(row)
+            if problem:
+                raise ArchiveInvalid(f"audit.jsonl line {number}: {problem}.")
+            if canonical_line(row) != line:
+                raise ArchiveInvalid(f"audit.jsonl line {number}: not in canonical form.")
+            if ids and not row["id"] > ids[-1]:
+                raise ArchiveInvalid(f"audit.jsonl line {number}: ids are not ascending.")
+            ids.append(row["id"])
+            digest.add(line)
+    if (digest.rows, digest.sha256) != (entry["rows"], entry["sha256"]):
+        raise ArchiveInvalid("audit.jsonl: count or checksum mismatch (the history was changed).")
+    return ids
 
 
 def _verify_references(archive, tables: list[VerifiedTable], users: list[dict]) -> None:

@@ -1,4 +1,5 @@
-"""Export one tenant's rows, every tenant model in dependency order, into a verifiable archive."""
+"""Export one tenant's rows, every tenant model in dependency order, and its audit history into
+a verifiable archive."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from tenants.lifecycle.archive import (
     manifest_digest,
     table_file,
 )
+from tenants.lifecycle.history import AUDIT_FILE, exported_history
 from tenants.lifecycle.portable import ExportRefs
 from tenants.lifecycle.progress import Progress, no_progress
 from tenants.lifecycle.tables import (
@@ -48,6 +50,7 @@ class ExportSummary:
     sha256: str
     tables: dict[str, dict]  # label -> {"rows": n, "sha256": hex}
     users: int
+    audit_events: int
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -118,11 +121,17 @@ def tenant_export(
                     for t in manifest["tables"]
                 },
                 users=manifest["users"]["rows"],
+                audit_events=manifest["audit"]["rows"],
             )
             record_event(
                 action="tenant.export",
                 tenant=tenant,
-                details={"file": summary.file, "sha256": sha256, "tables": summary.tables},
+                details={
+                    "file": summary.file,
+                    "sha256": sha256,
+                    "tables": summary.tables,
+                    "audit_events": summary.audit_events,
+                },
             )
             os.replace(partial, output)
             moved = True
@@ -151,6 +160,13 @@ def _write_archive(archive: zipfile.ZipFile, *, tenant, tables, progress) -> dic
             line = canonical_line(encode_value(profile))
             member.write(line.encode("utf-8") + b"\n")
             users.add(line)
+    # The history as of the snapshot: this export's own event is written after it.
+    audit = TableDigest()
+    with archive.open(AUDIT_FILE, "w", force_zip64=True) as member:
+        for row in progress(exported_history(tenant), desc="export audit history"):
+            line = canonical_line(row)
+            member.write(line.encode("utf-8") + b"\n")
+            audit.add(line)
     manifest = {
         "format": FORMAT,
         "version": VERSION,
@@ -164,6 +180,7 @@ def _write_archive(archive: zipfile.ZipFile, *, tenant, tables, progress) -> dic
         },
         "tables": entries,
         "users": {"file": USERS_FILE, "rows": users.rows, "sha256": users.sha256},
+        "audit": {"file": AUDIT_FILE, "rows": audit.rows, "sha256": audit.sha256},
     }
     manifest["digest"] = manifest_digest(manifest)
     archive.writestr(MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))

@@ -1,38 +1,58 @@
-"""Import a tenant archive: verify it, then create the tenant and its rows in one transaction.
+"""Import a tenant archive: verify it, then create the tenant, its rows and its audit history
+in one transaction.
 
-Ids are kept when that is safe, otherwise remapped, one table at a time:
+Ids are kept wherever this database has them free, per row, and the others renumbered with the
+mapping reported (tenants.lifecycle.ids has the rules): the tenant's rows, the tenant itself,
+the users the import creates and the audit events it restores. Foreign keys to renumbered rows
+are rewritten; ids inside JSON values are data and are not.
 
-- a table keeps all its archived ids when none of them is in use in this database (by any
-  tenant) and all were already handed out by the table's id sequence, so the sequence can
-  never hand them out again (the case after a purge in the same database);
-- otherwise every row of the table gets a fresh id from the sequence, assigned in the
-  archive's id order (so "higher id = newer" still holds), and every foreign key to the table
-  is rewritten with the same mapping. Ids inside JSON values are data and are not rewritten.
+The audit history comes back as imported events (tenants.lifecycle.history), and the import
+itself is recorded as a new event, `tenant.import`, with the archive's SHA-256 and the ids
+that changed.
 
-After the insert, the rows are read back, mapped back to the archive's ids and references, and
-their counts and checksums compared with the manifest; any difference rolls everything back.
+After the insert, the rows and the history are read back, mapped back to the archive's ids and
+references, and their counts and checksums compared with the manifest; any difference rolls
+everything back.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import DatabaseError, connection, transaction
 
 from tenants import services
 from tenants.audit import record_event
-from tenants.context import tenant_context, unscoped
-from tenants.exceptions import ImportMismatch, LifecycleError
+from tenants.context import no_tenant, tenant_context
+from tenants.exceptions import ArchiveInvalid, ImportMismatch, LifecycleError
 from tenants.lifecycle.archive import VerifiedArchive, VerifiedTable, verify_archive
-from tenants.lifecycle.portable import ImportRefs
+from tenants.lifecycle.history import restore_history, restored_digest
+from tenants.lifecycle.ids import (
+    IdPlan,
+    IdSpace,
+    in_archive_order,
+    plan,
+    refuse_taken,
+    reserve,
+)
+from tenants.lifecycle.portable import ImportRefs, existing_user, user_ref_of
 from tenants.lifecycle.progress import Progress, no_progress
 from tenants.lifecycle.tables import TableDigest, canonical_line, encode_value, tenant_tables
-from tenants.models import Tenant
+from tenants.models import AuditEvent, Tenant
 
 CHUNK_ROWS = 1000
 UNMAPPED = "<not from the archive>"
+TENANT = "tenants.tenant"
+USERS = "accounts.user"  # the label of the users' id space, whatever the user model
+AUDIT = "tenants.auditevent"
+# One import at a time (a session-level advisory lock): a second import must see the first's
+# kept ids as taken, and they are invisible to it until the first commits.
+IMPORT_LOCK = 0x616D_6569_6465  # "ameide"
 
 
 @dataclass(frozen=True)
@@ -41,8 +61,12 @@ class ImportSummary:
     source: str
     file: str
     sha256: str
-    tables: dict[str, dict]  # label -> {"rows": n, "sha256": hex, "ids": "kept" | "remapped"}
+    tables: dict[str, dict]  # label -> {"rows": n, "sha256": hex, "ids": "kept" | "renumbered"}
     users_created: int
+    audit_events: int  # history restored from the archive
+    # Per id space (tenant tables, tenant, users, audit events): {"kept": n, "renumbered":
+    # {archived id: new id}}; users list every archived user whose id here differs.
+    ids: dict[str, dict]
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -55,6 +79,7 @@ def tenant_import(
     external_id: str | None = None,
     name: str | None = None,
     expect_sha256: str = "",
+    keep_ids: bool = False,
     progress: Progress = no_progress,
 ) -> ImportSummary:
     """Create a tenant from an archive; raise (and write nothing) on any mismatch.
@@ -62,6 +87,9 @@ def tenant_import(
     The tenant keeps the archive's slug and external id unless `slug` is given; a new slug
     without `external_id` also becomes the external id. Either must be free: a tenant that
     still exists (even soft-deleted) is never overwritten; a purged one no longer exists.
+    `keep_ids`: refuse, rather than renumber, when an id of the tenant's rows is taken here.
+    A refused import writes no row; the id sequences may have moved past the archive's ids
+    (a gap, as a rolled-back insert leaves).
     """
     archive = verify_archive(path=path, expect_sha256=expect_sha256, progress=progress)
     try:
@@ -72,50 +100,82 @@ def tenant_import(
         _refuse_taken(slug=slug, external_id=external_id)
         order = {table.label: index for index, table in enumerate(tenant_tables())}
         tables = sorted(archive.tables, key=lambda v: order[v.table.label])
-        with transaction.atomic():
-            tenant = services.tenant_create(
-                slug=slug, name=name or source["name"], external_id=external_id
-            )
-            refs = ImportRefs(tenant=tenant, profiles=archive.users)
-            id_maps = _plan_ids(tables)
-            with tenant_context(tenant):
-                for verified in tables:
-                    _insert(
-                        archive,
-                        verified,
-                        tenant=tenant,
-                        id_maps=id_maps,
-                        refs=refs,
-                        progress=progress,
-                    )
-                _check_deferred_constraints()
-                written = {
-                    v.table.label: _verify_written(v, id_maps=id_maps, refs=refs) for v in tables
-                }
-            summary = ImportSummary(
-                tenant=tenant.slug,
-                source=source["slug"],
-                file=str(archive.path),
-                sha256=archive.sha256,
-                tables={
-                    label: {**counts, "ids": "kept" if id_maps[label] is None else "remapped"}
-                    for label, counts in written.items()
-                },
-                users_created=refs.users_created,
-            )
-            record_event(
-                action="tenant.import",
-                tenant=tenant,
-                details={
-                    "file": summary.file,
-                    "sha256": summary.sha256,
-                    "source": source,
-                    "tables": summary.tables,
-                    "users_created": summary.users_created,
-                },
-            )
+        spaces = _id_spaces(archive, tables)
+        with _one_import_at_a_time():
+            if keep_ids:
+                refuse_taken(spaces)
+            watermarks = reserve(spaces)
+            with transaction.atomic():
+                ids = plan(spaces, watermarks, keep_ids=keep_ids)
+                summary = _create(
+                    archive, tables, ids=ids, slug=slug, external_id=external_id,
+                    name=name or source["name"], progress=progress,
+                )  # fmt: skip
     finally:
         archive.close()
+    return summary
+
+
+def _create(archive, tables, *, ids, slug, external_id, name, progress) -> ImportSummary:
+    source = archive.manifest["source"]
+    tenant_id = ids[TENANT].new(source["id"]) if TENANT in ids else None
+    tenant = services.tenant_create(slug=slug, name=name, external_id=external_id, pk=tenant_id)
+    users = ids.get(USERS, IdPlan())
+    refs = ImportRefs(tenant=tenant, profiles=archive.users, user_ids=users.new)
+    with tenant_context(tenant):
+        for verified in tables:
+            _insert(archive, verified, tenant=tenant, id_maps=ids, refs=refs, progress=progress)
+        _check_deferred_constraints()
+        written = {v.table.label: _verify_written(v, id_maps=ids, refs=refs) for v in tables}
+    history = ids.get(AUDIT, IdPlan())
+    with archive.history() as rows:
+        restore_history(
+            rows,
+            tenant=tenant,
+            new_id=history.new,
+            archive_sha256=archive.sha256,
+            total=len(archive.audit_ids),
+            progress=progress,
+        )
+    _verify_history(archive, tenant=tenant, plan=history)
+    reported = {label: p.as_dict() for label, p in ids.items() if label != USERS}
+    if archive.version >= 2:
+        user_ids = refs.user_ids()
+        changed = {old: new for old, new in user_ids.items() if old != new}
+        reported[USERS] = IdPlan(kept=len(user_ids) - len(changed), renumbered=changed).as_dict()
+    summary = ImportSummary(
+        tenant=tenant.slug,
+        source=source["slug"],
+        file=str(archive.path),
+        sha256=archive.sha256,
+        tables={
+            label: {**counts, "ids": "renumbered" if ids[label].renumbered else "kept"}
+            for label, counts in written.items()
+        },
+        users_created=refs.users_created,
+        audit_events=len(archive.audit_ids),
+        ids=reported,
+    )
+    record_event(
+        action="tenant.import",
+        tenant=tenant,
+        details={
+            "file": summary.file,
+            "sha256": summary.sha256,
+            "source": source,
+            "format_version": archive.version,
+            "tables": summary.tables,
+            "users_created": summary.users_created,
+            "audit_events": summary.audit_events,
+            # The history's events are all renumbered, in order: their count says it all.
+            "ids": {
+                label: {**outcome, "renumbered": len(outcome["renumbered"])}
+                if label == AUDIT
+                else outcome
+                for label, outcome in summary.ids.items()
+            },
+        },
+    )
     return summary
 
 
@@ -130,54 +190,36 @@ def _refuse_taken(*, slug: str, external_id: str) -> None:
         )
 
 
-def _plan_ids(tables: list[VerifiedTable]) -> dict[str, dict[Any, Any] | None]:
-    """Per table: None (keep the archived ids) or {archived id: new id}.
+def _id_spaces(archive: VerifiedArchive, tables: list[VerifiedTable]) -> list[IdSpace]:
+    """What the import creates: the tenant, the users missing here (by their archived ids;
+    an archive of version 1 carries none), the tenant's rows and its history."""
+    source_id = archive.manifest["source"]["id"]
+    if not isinstance(source_id, int) or isinstance(source_id, bool):
+        raise ArchiveInvalid(f"The archive's tenant id {source_id!r} is not an integer.")
+    with no_tenant():  # accounts are found in the global scope
+        missing = sorted(
+            p["id"] for p in archive.users if "id" in p and existing_user(user_ref_of(p)) is None
+        )
+    return [
+        IdSpace(label=TENANT, model=Tenant, ids=[source_id], never_reused=True),
+        IdSpace(label=USERS, model=get_user_model(), ids=missing),
+        *(
+            IdSpace(label=v.table.label, model=v.table.model, ids=v.ids, tenant_rows=True)
+            for v in tables
+        ),
+        IdSpace(label=AUDIT, model=AuditEvent, ids=archive.audit_ids, always_new=True),
+    ]
 
-    Ids are global to a table, not per tenant, so the collision check has to see every
-    tenant's rows: it is the one cross-tenant read of an import, audited as such."""
-    plans: dict[str, dict[Any, Any] | None] = {}
-    quote = connection.ops.quote_name
-    with (
-        unscoped(reason="tenants import: find which archived ids are already in use"),
-        connection.cursor() as cursor,
-    ):
-        for verified in tables:
-            table = verified.table
-            if not verified.ids:
-                plans[table.label] = None
-                continue
-            ids = [
-                table.pk.get_db_prep_value(table.pk.to_python(v), connection) for v in verified.ids
-            ]
-            cursor.execute(
-                f"SELECT count(*) FROM {quote(table.db_table)} WHERE {quote(table.pk.column)} = ANY(%s)",
-                [ids],
-            )
-            in_use = cursor.fetchone()[0]
-            cursor.execute(
-                "SELECT pg_get_serial_sequence(%s, %s)", [table.db_table, table.pk.column]
-            )
-            sequence = cursor.fetchone()[0]
-            if sequence is None:
-                if in_use:
-                    raise LifecycleError(
-                        f"{table.label}: {in_use} archived ids are in use here and the key is "
-                        "not generated by a sequence, so they cannot be remapped."
-                    )
-                plans[table.label] = None
-                continue
-            cursor.execute("SELECT pg_sequence_last_value(%s::regclass)", [sequence])
-            handed_out = cursor.fetchone()[0] or 0
-            if not in_use and max(verified.ids) <= handed_out:
-                plans[table.label] = None
-                continue
-            cursor.execute(
-                "SELECT nextval(%s::regclass) FROM generate_series(1, %s)",
-                [sequence, len(verified.ids)],
-            )
-            fresh = sorted(row[0] for row in cursor.fetchall())
-            plans[table.label] = dict(zip(verified.ids, fresh, strict=True))
-    return plans
+
+@contextmanager
+def _one_import_at_a_time() -> Iterator[None]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s)", [IMPORT_LOCK])
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [IMPORT_LOCK])
 
 
 def _insert(
@@ -191,7 +233,7 @@ def _insert(
         f"INSERT INTO {quote(table.db_table)} ({', '.join(quote(c) for c in columns)}) "
         f"VALUES ({', '.join(['%s'] * len(columns))})"
     )
-    pk_map = id_maps[table.label] or {}
+    pk_map = id_maps[table.label]
     batch: list[tuple] = []
     with archive.rows(verified) as rows, connection.cursor() as cursor:
         rows = progress(rows, total=len(verified.ids), desc=f"import {table.label}")
@@ -200,9 +242,9 @@ def _insert(
             for field in table.fields:
                 value = row[field.attname]
                 if field.primary_key:
-                    value = pk_map.get(value, value)
+                    value = pk_map.new(value)
                 elif field.attname in table.tenant_keys:
-                    value = (id_maps[table.tenant_keys[field.attname]] or {}).get(value, value)
+                    value = id_maps[table.tenant_keys[field.attname]].new(value)
                 elif field.attname in table.global_keys:
                     value = refs.resolve(model=table.global_keys[field.attname], ref=value)
                 values.append(field.get_db_prep_save(field.to_python(value), connection))
@@ -227,25 +269,16 @@ def _check_deferred_constraints() -> None:
 def _verify_written(verified: VerifiedTable, *, id_maps, refs) -> dict:
     """Read the table back in the tenant, in archive form, and compare it with the manifest."""
     table = verified.table
-    reverse = {
-        label: {new: old for old, new in plan.items()} if plan else None
-        for label, plan in id_maps.items()
-    }
+    reverse = {label: plan.reverse() for label, plan in id_maps.items()}
 
     def back(label: str, value: Any) -> Any:
-        mapping = reverse.get(label)
-        return value if mapping is None or value is None else mapping.get(value, UNMAPPED)
+        return None if value is None else reverse[label].get(value, value)
 
     globals_back = {
         column: refs.reverse(model=model) for column, model in table.global_keys.items()
     }
-    digest = TableDigest()
-    rows = (
-        table.model.objects.order_by(table.pk.attname)
-        .values_list(*table.columns)
-        .iterator(chunk_size=CHUNK_ROWS)
-    )
-    for values in rows:
+
+    def archived(values) -> tuple[Any, str]:
         row = {}
         for column, value in zip(table.columns, values, strict=True):
             if column == table.pk.attname:
@@ -256,7 +289,14 @@ def _verify_written(verified: VerifiedTable, *, id_maps, refs) -> dict:
                 row[column] = None if value is None else globals_back[column].get(value, UNMAPPED)
             else:
                 row[column] = encode_value(value)
-        digest.add(canonical_line(row))
+        return row[table.pk.attname], canonical_line(row)
+
+    digest = TableDigest()
+    rows = table.model.objects.values_list(*table.columns)
+    for _, line in in_archive_order(
+        rows, plan=id_maps[table.label], pk=table.pk.attname, convert=archived
+    ):
+        digest.add(line)
     entry = verified.entry
     if digest.rows != entry["rows"] or digest.sha256 != entry["sha256"]:
         raise ImportMismatch(
@@ -265,3 +305,17 @@ def _verify_written(verified: VerifiedTable, *, id_maps, refs) -> dict:
             "rolled back, nothing was imported."
         )
     return {"rows": digest.rows, "sha256": digest.sha256}
+
+
+def _verify_history(archive: VerifiedArchive, *, tenant: Tenant, plan: IdPlan) -> None:
+    """Read the restored history back in archive form and compare it with the manifest."""
+    if "audit" not in archive.manifest:
+        return
+    digest = restored_digest(tenant=tenant, plan=plan, archive_sha256=archive.sha256)
+    entry = archive.manifest["audit"]
+    if (digest.rows, digest.sha256) != (entry["rows"], entry["sha256"]):
+        raise ImportMismatch(
+            f"audit history: the database holds {digest.rows} events with checksum "
+            f"{digest.sha256[:12]}…, the archive {entry['rows']} with {entry['sha256'][:12]}…; "
+            "rolled back, nothing was imported."
+        )

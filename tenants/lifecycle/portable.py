@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -24,7 +25,11 @@ from tenants.lifecycle.tables import canonical_line, encode_value
 from tenants.models import Tenant
 
 USER_REF_KEYS = ("issuer", "subject", "username")
-USER_PROFILE_KEYS = (*USER_REF_KEYS, "email", "first_name", "last_name", "is_active", "home")
+# Format version 1 (archive.py) wrote the profile without the user's id in the source database.
+USER_PROFILE_KEYS_V1 = (*USER_REF_KEYS, "email", "first_name", "last_name", "is_active", "home")
+USER_PROFILE_KEYS = (*USER_PROFILE_KEYS_V1, "id")
+# Fields of a profile that are not the account's own (a user created by import gets them so).
+_NOT_ACCOUNT_FIELDS = ("home", "id")
 
 
 def user_ref(user) -> dict[str, str]:
@@ -57,8 +62,13 @@ class ExportRefs:
         if model is get_user_model():
             for user in model._default_manager.filter(pk__in=missing):
                 known[user.pk] = user_ref(user)
-                profile = {key: getattr(user, key) for key in USER_PROFILE_KEYS if key != "home"}
+                profile = {
+                    key: getattr(user, key)
+                    for key in USER_PROFILE_KEYS
+                    if key not in _NOT_ACCOUNT_FIELDS
+                }
                 profile["home"] = user.home_tenant_id == self.tenant.pk
+                profile["id"] = user.pk
                 self._profiles.append(profile)
         elif model is Tenant:
             for tenant in Tenant.objects.filter(pk__in=missing):
@@ -82,14 +92,47 @@ def user_ref_of(profile: dict) -> dict[str, str]:
     return {key: profile[key] for key in USER_REF_KEYS}
 
 
+def existing_user(ref: dict):
+    """This database's account for a user reference, or None (read in the caller's scope:
+    the global one, to see every account)."""
+    users = get_user_model()._default_manager
+    if ref["issuer"]:
+        return users.filter(issuer=ref["issuer"], subject=ref["subject"]).first()
+    user = users.filter(username=ref["username"]).first()
+    if user is not None and user.issuer:
+        raise LifecycleError(
+            f"Username {ref['username']!r} belongs to an identity-provider account "
+            "here, not to a local account as in the archive."
+        )
+    return user
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
 class ImportRefs:
     """Resolves an archive's references to this database's global rows; creates missing users."""
 
-    def __init__(self, *, tenant: Tenant, profiles: list[dict]) -> None:
+    def __init__(
+        self, *, tenant: Tenant, profiles: list[dict], user_ids: Callable[[Any], Any] = _same
+    ) -> None:
         self.tenant = tenant
         self._profiles = {canonical_line(user_ref_of(p)): p for p in profiles}
         self._resolved: dict[type[models.Model], dict[str, Any]] = {}
+        # The id a created user gets, from their id in the source (tenants.lifecycle.ids).
+        self._user_ids = user_ids
         self.users_created = 0
+
+    def user_ids(self) -> dict[Any, Any]:
+        """The source database's user ids -> this database's, for every user resolved (empty
+        for archives of format version 1, whose profiles carry no id)."""
+        resolved = self._resolved.get(get_user_model(), {})
+        return {
+            self._profiles[key]["id"]: pk
+            for key, pk in resolved.items()
+            if "id" in self._profiles.get(key, {})
+        }
 
     def resolve(self, *, model: type[models.Model], ref: Any) -> Any:
         if ref is None:
@@ -137,20 +180,11 @@ class ImportRefs:
     def _find_user(self, ref: dict) -> int:
         if sorted(ref) != sorted(USER_REF_KEYS):
             raise ArchiveInvalid(f"Malformed user reference {ref!r}.")
-        users = get_user_model()._default_manager
         key = canonical_line(ref)
         profile = self._profiles.get(key)
         if profile is None:
             raise ArchiveInvalid(f"User {ref!r} is referenced but missing from users.jsonl.")
-        if ref["issuer"]:
-            user = users.filter(issuer=ref["issuer"], subject=ref["subject"]).first()
-        else:
-            user = users.filter(username=ref["username"]).first()
-            if user is not None and user.issuer:
-                raise LifecycleError(
-                    f"Username {ref['username']!r} belongs to an identity-provider account "
-                    "here, not to a local account as in the archive."
-                )
+        user = existing_user(ref)
         if user is None:
             return self._create_user(profile)
         # An existing account is used as it is: an archive never changes a global row (its
@@ -165,14 +199,16 @@ class ImportRefs:
                 "rename that account or import into another database."
             )
         user = get_user_model()(
-            **{key: profile[key] for key in USER_PROFILE_KEYS if key != "home"},
+            **{key: profile[key] for key in USER_PROFILE_KEYS if key not in _NOT_ACCOUNT_FIELDS},
             home_tenant=self.tenant if profile["home"] else None,
         )
+        if "id" in profile:
+            user.pk = self._user_ids(profile["id"])
         user.set_unusable_password()
         if profile["issuer"] and hasattr(user, "awaiting_first_sign_in"):
             # The person never signed in here: their first sign-in provisions them into the
             # tenant their token names, whatever this archive made them a member of.
             user.awaiting_first_sign_in = True
-        user.save()
+        user.save(force_insert=True)
         self.users_created += 1
         return user.pk

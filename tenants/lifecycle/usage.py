@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from django.db import connection
+from django.db import connection, connections, router
 
 from tenants.context import tenant_context, unscoped
 from tenants.lifecycle.tables import tenant_tables
@@ -37,11 +37,26 @@ class TenantUsage:
         return asdict(self)
 
 
+def _measure(measured: dict, tables, *, placed: bool) -> None:
+    """Rows and bytes per (tenant, table) into `measured`, read in the current scope; `placed`:
+    each table on the database the router names for it."""
+    for table in tables:
+        db = connections[router.db_for_read(table.model)] if placed else connection
+        quote = db.ops.quote_name
+        column = quote(table.model._meta.get_field("tenant").column)
+        with db.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {column}, count(*), COALESCE(sum(pg_column_size(ROW(t.*))), 0) "
+                f"FROM {quote(table.db_table)} AS t GROUP BY {column}"
+            )
+            for tenant_id, rows, size in cursor.fetchall():
+                measured[(tenant_id, table.label)] = (rows, int(size))
+
+
 def tenant_usage(*, tenant: Tenant | None = None) -> list[TenantUsage]:
     """Usage of one tenant (read in its context), or of all tenants (one audited cross-tenant
     pass per table, grouped by tenant: the cost is a scan of each table, not one per tenant;
-    plus, for each tenant in a dedicated schema, which that pass does not read, its own pass in
-    its context: docs/placement.md)."""
+    plus one pass per tenant in a dedicated schema or database, in its own context)."""
     tenants = [tenant] if tenant is not None else list(Tenant.objects.order_by("slug"))
     usage = {t.pk: TenantUsage(slug=t.slug, id=t.pk, status=t.status) for t in tenants}
     tables = tenant_tables()
@@ -52,28 +67,17 @@ def tenant_usage(*, tenant: Tenant | None = None) -> list[TenantUsage]:
     )
     measured: dict[tuple[int, str], tuple[int, int]] = {}
     with scope:
-        _measure(tables, measured)
+        # Each table where the rows are: the tenant's dedicated database for its placed
+        # tables (tenants.placement); unscoped(), the shared tables only.
+        _measure(measured, tables, placed=tenant is not None)
     if tenant is None:
-        for placed in tenants:
-            if placed.placement == Placement.SCHEMA:
-                with tenant_context(placed):
-                    _measure(tables, measured)
+        # Tenants in dedicated schemas and databases, one by one in their own (unscoped()
+        # covers the shared tables only): the cost grows with these tenants, not with shared ones.
+        for placed in [t for t in tenants if t.placement != Placement.SHARED]:
+            with tenant_context(placed):
+                _measure(measured, tables, placed=True)
     for tenant_id, entry in usage.items():
         for table in tables:
             rows, size = measured.get((tenant_id, table.label), (0, 0))
             entry.add(label=table.label, rows=rows, size=size)
     return list(usage.values())
-
-
-def _measure(tables, measured: dict[tuple[int, str], tuple[int, int]]) -> None:
-    """Rows and bytes per (tenant, table) of what the current scope sees."""
-    quote = connection.ops.quote_name
-    with connection.cursor() as cursor:
-        for table in tables:
-            column = quote(table.model._meta.get_field("tenant").column)
-            cursor.execute(
-                f"SELECT {column}, count(*), COALESCE(sum(pg_column_size(ROW(t.*))), 0) "
-                f"FROM {quote(table.db_table)} AS t GROUP BY {column}"
-            )
-            for tenant_id, rows, size in cursor.fetchall():
-                measured[(tenant_id, table.label)] = (rows, int(size))

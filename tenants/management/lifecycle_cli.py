@@ -13,7 +13,7 @@ from django.core.management.base import CommandError
 from tenants import selectors
 from tenants.lifecycle.execution import run_in_tenant
 from tenants.lifecycle.exporting import tenant_export
-from tenants.lifecycle.importing import tenant_import
+from tenants.lifecycle.importing import AUDIT, tenant_import
 from tenants.lifecycle.progress import Progress, no_progress
 from tenants.lifecycle.purge import tenant_purge
 from tenants.lifecycle.status import tenant_transition
@@ -34,20 +34,25 @@ a cross-tenant read.
 EXPORT_HELP = """\
 Write one tenant's rows (every tenant model, in foreign-key order) to a zip archive:
 manifest.json (format version, source tenant, per table: row count and SHA-256 over the
-canonical rows sorted by id), one JSON-lines file per table, and users.jsonl (the users the
-rows refer to, by issuer+subject or username, so another database can map them). The
+canonical rows sorted by id), one JSON-lines file per table, users.jsonl (the users the
+rows refer to, by issuer+subject or username, so another database can map them) and
+audit.jsonl (the tenant's audit history, which import brings back marked as imported). The
 archive is read from one snapshot; the file appears only when complete and is never
 overwritten. Prints the archive's SHA-256 (pass it to `import --sha256`).
 """
 
 IMPORT_HELP = """\
 Create a tenant from an archive of `tenants export`. Every count and checksum is verified
-before anything is written; then the tenant and all rows are inserted in one transaction,
-read back and compared with the manifest, and rolled back on any difference. Ids are kept
-when none is in use here and the id sequence already passed them (e.g. after a purge);
-otherwise the table's rows get new ids, in the same order, and foreign keys are rewritten.
+before anything is written; then the tenant, all rows and the audit history are inserted in
+one transaction, read back and compared with the manifest, and rolled back on any difference.
+Ids are kept wherever this database has them free; a taken id is renumbered (the mapping is
+printed; --json lists it in full) and keys to it rewritten, or, with --keep-ids, the import
+is refused. The tenant keeps its id only where this database never handed it out.
+The history comes back marked as imported (its `imported_from` is the archive's SHA-256).
 Users missing here are created without a usable password.
 """
+
+RENUMBERED_SHOWN = 20  # per id space in the text output
 
 EXEC_HELP = """\
 Run another management command with SLUG as the current tenant, e.g.
@@ -149,6 +154,12 @@ class LifecycleSubcommands:
         restore.add_argument(
             "--sha256", default="", help="Refuse unless the file has this SHA-256."
         )
+        restore.add_argument(
+            "--keep-ids",
+            action="store_true",
+            help="Refuse (write nothing) when an id of the tenant's rows is taken here, "
+            "instead of renumbering it.",
+        )
         restore.add_argument("--json", action="store_true", help="Print the summary as JSON.")
 
         usage = sub.add_parser(
@@ -217,10 +228,20 @@ class LifecycleSubcommands:
         lines = [f"exported tenant {slug} to {summary.file}", f"sha256 {summary.sha256}"]
         lines += [f"  {label:<32} {t['rows']:>9} rows" for label, t in summary.tables.items()]
         lines.append(f"  {'users referenced':<32} {summary.users:>9}")
+        lines.append(f"  {'audit events (history)':<32} {summary.audit_events:>9}")
         self._emit(summary.as_dict(), as_json=json, text="\n".join(lines))
 
     def do_import(
-        self, *, file, slug=None, external_id=None, name=None, sha256="", json=False, **_
+        self,
+        *,
+        file,
+        slug=None,
+        external_id=None,
+        name=None,
+        sha256="",
+        keep_ids=False,
+        json=False,
+        **_,
     ):
         summary = tenant_import(
             path=Path(file),
@@ -228,6 +249,7 @@ class LifecycleSubcommands:
             external_id=external_id,
             name=name,
             expect_sha256=sha256,
+            keep_ids=keep_ids,
             progress=self._progress(),
         )
         lines = [f"imported {summary.file} as tenant {summary.tenant} (from {summary.source})"]
@@ -236,6 +258,19 @@ class LifecycleSubcommands:
             for label, t in summary.tables.items()
         ]
         lines.append(f"  {'users created':<32} {summary.users_created:>9}")
+        lines.append(f"  {'audit events (history)':<32} {summary.audit_events:>9}")
+        for label, outcome in summary.ids.items():
+            changed = outcome["renumbered"]
+            if not changed:
+                continue
+            if label == AUDIT:  # always all of them, in order: the count says it
+                lines.append(f"  {label}: the history's {len(changed)} events got new ids")
+                continue
+            lines.append(f"  {label}: {len(changed)} id(s) renumbered (archive -> here):")
+            shown = list(changed.items())[:RENUMBERED_SHOWN]
+            lines += [f"    {old} -> {new}" for old, new in shown]
+            if len(changed) > len(shown):
+                lines.append(f"    ... {len(changed) - len(shown)} more (--json lists all)")
         self._emit(summary.as_dict(), as_json=json, text="\n".join(lines))
 
     def do_usage(self, *, slug=None, json=False, **_):

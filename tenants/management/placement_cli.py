@@ -8,8 +8,10 @@ import os
 import signal
 
 from tenants import selectors
+from tenants.citus.isolate import BLOCK_WRITES, TRANSFER_MODES
 from tenants.db.owner import owner_alias
 from tenants.exceptions import LifecycleError
+from tenants.management.citus_cli import NODE_MOVE_HELP
 from tenants.placement.moving import STEPS, move_rollback, move_status, tenant_move
 
 MOVE_HELP = """\
@@ -20,6 +22,7 @@ catchup, freeze (the tenant's writes answer 503 with Retry-After; its reads and 
 tenant go on), final, verify (row counts and checksums per table), switch, cleanup (the
 source rows deleted), done. Killed at any point, run it again: it continues where it stopped.
 `--rollback` abandons an unfinished move before its switch. Runs with the owner's connection.
+`--to database NAME` is not built yet.
 """
 
 # Tests only: the process kills itself (SIGKILL) right after recording this step, as `kill -9`.
@@ -45,15 +48,21 @@ class PlacementSubcommands:
         move = sub.add_parser(
             "move",
             help="Move a tenant online: --to shared | schema NAME (also --status, --rollback).",
-            description=MOVE_HELP,
+            description=f"{MOVE_HELP}\n{NODE_MOVE_HELP}",
             formatter_class=formatter_class,
         )
         move.add_argument("slug", nargs="?", help="The tenant (optional with --status).")
         move.add_argument(
             "--to",
             nargs="+",
-            metavar="KIND [NAME]",
+            metavar="DEST",
             help="shared | schema NAME | node HOST:PORT (Citus)",
+        )
+        move.add_argument(
+            "--transfer-mode",
+            choices=TRANSFER_MODES,
+            default=BLOCK_WRITES,
+            help="--to node only: how Citus copies the shards (default: %(default)s).",
         )
         move.add_argument("--dry-run", action="store_true", help="Print the steps, change nothing.")
         move.add_argument(
@@ -67,7 +76,16 @@ class PlacementSubcommands:
         move.add_argument("--json", action="store_true", help="Print JSON.")
 
     def do_move(
-        self, *, slug=None, to=None, dry_run=False, status=False, rollback=False, json=False, **_
+        self,
+        *,
+        slug=None,
+        to=None,
+        transfer_mode=BLOCK_WRITES,
+        dry_run=False,
+        status=False,
+        rollback=False,
+        json=False,
+        **_,
     ):
         if status:
             tenant = selectors.tenant_get(slug=slug) if slug else None
@@ -93,13 +111,10 @@ class PlacementSubcommands:
             raise LifecycleError("--to shared | --to schema NAME")
         kind, name = to[0], (to[1] if len(to) == 2 else "")
         if kind == "node":
-            # Citus's own move (tenants.citus.isolate, on main): one `tenants move` command,
-            # whose --to names the kind of destination. When the two meet, Citus's `move`
-            # parser goes and its handler is reached from here.
-            node_move = getattr(super(), "do_move", None)
-            if node_move is None:
-                raise LifecycleError("`--to node HOST:PORT` moves a tenant on Citus only.")
-            return node_move(slug=slug, to=[kind, name], dry_run=dry_run, json=json)
+            # Citus's own move (tenants.citus.isolate): the same command, another kind.
+            return self.do_move_to_node(
+                slug=slug, to=[kind, name], transfer_mode=transfer_mode, dry_run=dry_run, json=json
+            )
         with owner_alias() as owner:
             summary = tenant_move(
                 tenant=tenant,

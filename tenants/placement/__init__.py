@@ -1,1 +1,1 @@
-"""Placement: where a tenant's rows live (shared tables, a dedicated schema, a dedicated database)."""
+"""Where a tenant's rows live: the shared tables, a dedicated schema or a dedicated database (issue 12)."""

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from tenants.context import unscoped
+from tests.tenant_rows import every_tenants_rows
 
 SECRET = "SECRET-B"
 
 
 def snapshot_all() -> dict:
-    """Every tenant row, across tenants (audited read), to prove a request wrote nothing."""
+    """Every tenant row, across tenants, and every user, to prove a request wrote nothing."""
     from accounts.models import Membership, User
     from workflows.models import Workflow, WorkflowRun
 
-    with unscoped(reason="test: snapshot every tenant's rows"):
-        return {
-            "workflows": list(Workflow.objects.order_by("id").values()),
-            "runs": list(WorkflowRun.objects.order_by("id").values()),
-            "memberships": list(Membership.objects.order_by("id").values()),
-            "users": list(
-                User.objects.order_by("id").values("id", "username", "email", "is_active")
-            ),
-        }
+    return {
+        "workflows": every_tenants_rows(Workflow),
+        "runs": every_tenants_rows(WorkflowRun),
+        "memberships": every_tenants_rows(Membership),
+        # Users are global rows: all of them in the global scope (no tenant).
+        "users": list(User.objects.order_by("id").values("id", "username", "email", "is_active")),
+    }

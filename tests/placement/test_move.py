@@ -122,7 +122,7 @@ def test_one_process_at_a_time(two):
         )
         refused("move", "acme", "--to", "schema", "pmove_one", match="Another process")
     tenants("move", "acme", "--to", "schema", "pmove_one")
-    refused("move", "acme", "--to", "node", "w1:5432", match="Citus only")
+    refused("move", "acme", "--to", "node", "w1:5432", match="needs a Citus coordinator")
 
 
 def _move(tenant, *, after_step, kind="schema", name="pmove_one"):

@@ -11,7 +11,7 @@ from tenants.context import no_tenant, tenant_context
 from tests.placement.support import path_of
 from workflows.models import Workflow
 
-pytestmark = [pytest.mark.django_db, pytest.mark.every_placement]
+pytestmark = [pytest.mark.django_db, pytest.mark.every_placement(databases=False)]
 
 
 def fetch(sql: str, params=None) -> list[tuple]:

@@ -14,7 +14,7 @@ from tests.rls.support import COMMITTED
 # In every placement: a plan prepared under one tenant's search path (a dedicated schema, or
 # public) and executed under another's is planned again by PostgreSQL (its plan cache keys on
 # search_path), so it reads the other tenant's tables, never the first one's.
-pytestmark = [COMMITTED, pytest.mark.every_placement]
+pytestmark = [COMMITTED, pytest.mark.every_placement(databases=False)]
 
 RAW_COUNT = "SELECT count(*) FROM workflows_workflow"  # no tenant filter: RLS alone decides
 

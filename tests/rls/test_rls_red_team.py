@@ -34,9 +34,10 @@ from tests.rls.support import (
     owner_execute,
     pgbouncer,
     rows_by_tenant,
+    server_address,
 )
 
-pytestmark = [COMMITTED, pytest.mark.every_placement]
+pytestmark = [COMMITTED, pytest.mark.every_placement(databases=False)]
 
 BREAKGLASS = settings.TENANCY_BREAKGLASS_ROLE
 SIGNED = re.compile(r"[tgb]:[0-9]+:[0-9]+:[0-9]+:[0-9a-f]{64}")
@@ -120,23 +121,41 @@ def test_a_genuine_value_of_another_connection_is_useless_here(two_tenants):
     """Bound to the backend that was meant to use it: copied to another session, it fails."""
     b = two_tenants["b"]
     with runtime_connection("direct") as victim, runtime_connection("direct") as thief:
-        value = genuine_value(b, pid=victim.info.backend_pid)
+        value = genuine_value(b, pid=_bound_pid(victim))
         with victim.transaction():
-            # As the application does: the scope, then the search path of B's placement.
-            victim.execute(
-                "SELECT set_config('app.scope', %s, true), "
-                "set_config('search_path', ameide_private.scope_search_path(), true)",
-                [value],
-            )
+            _set_scope(victim, value)
+            if not settings.TENANCY_CITUS:  # no dedicated schemas there
+                # As the application does: then the search path of B's placement.
+                victim.execute(
+                    "SELECT set_config('search_path', ameide_private.scope_search_path(), true)"
+                )
             assert victim.execute(B_ROWS, [b.pk]).fetchone() == (2,)
         with thief.transaction():
-            thief.execute("SELECT set_config('app.scope', %s, true)", [value])
-            # The routing function refuses a scope it does not accept...
-            with pytest.raises(psycopg.errors.InsufficientPrivilege), thief.transaction():
-                thief.execute("SELECT ameide_private.scope_search_path()")
-            # ...and pointing the session at B's tables by hand reads nothing.
-            thief.execute(f"SET LOCAL search_path = {path_of(b)}")
+            _set_scope(thief, value)
+            if not settings.TENANCY_CITUS:
+                # The routing function refuses a scope it does not accept...
+                with pytest.raises(psycopg.errors.InsufficientPrivilege), thief.transaction():
+                    thief.execute("SELECT ameide_private.scope_search_path()")
+                # ...and pointing the session at B's tables by hand reads nothing.
+                thief.execute(f"SET LOCAL search_path = {path_of(b)}")
             assert thief.execute(B_ROWS, [b.pk]).fetchone() == (0,)
+
+
+def _bound_pid(conn: psycopg.Connection) -> int:
+    """The pid the app binds a value to: on Citus the global pid, which the workers serving
+    this backend report too (tenants.db.backend)."""
+    if settings.TENANCY_CITUS:
+        return conn.execute("SELECT citus_backend_gpid()").fetchone()[0]
+    return conn.info.backend_pid
+
+
+def _set_scope(conn: psycopg.Connection, value: str) -> None:
+    """Set the scope for the transaction as the app does: on Citus also by SET LOCAL, the form
+    Citus passes on to the workers."""
+    conn.execute("SELECT set_config('app.scope', %s, true)", [value])
+    if settings.TENANCY_CITUS:
+        conn.execute("SET LOCAL citus.propagate_set_commands = 'local'")
+        conn.execute(f"SET LOCAL app.scope = '{value}'")
 
 
 def test_pg_stat_activity_shows_no_values_of_other_tenants(two_tenants):
@@ -186,8 +205,11 @@ STATEMENT_FORMS = {
     "prepared": "EXECUTE leak_b",
     "create table as": "CREATE TEMP TABLE stolen AS SELECT * FROM workflows_workflow "
     "WHERE tenant_id = {b}",
-    "do block": "DO $$ BEGIN PERFORM set_config('app.stolen', (SELECT count(*) FROM "
-    "workflows_workflow WHERE tenant_id = {b})::text, false); END $$",
+    # The count first, then set_config in a statement of its own: on Citus a statement that
+    # reads one tenant's shard runs whole on that worker, set_config too, so the one-statement
+    # form would set app.stolen in the worker's session, out of this test's sight.
+    "do block": "DO $$ DECLARE n bigint; BEGIN SELECT count(*) INTO n FROM workflows_workflow "
+    "WHERE tenant_id = {b}; PERFORM set_config('app.stolen', n::text, false); END $$",
     "values": "VALUES ((SELECT count(*) FROM workflows_workflow WHERE tenant_id = {b}))",
     "table": "TABLE workflows_workflow",
 }
@@ -240,11 +262,16 @@ def test_role_switches_gain_nothing(two_tenants, via):
     b = two_tenants["b"]
     owner = owner_execute("SELECT tableowner FROM pg_tables WHERE tablename = 'workflows_workflow'")
     with runtime_connection(via) as conn:
-        # The break-glass role without a grant: its policy admits nothing.
+        # The break-glass role without a grant: its policy admits nothing. On Citus the role
+        # does not even reach the workers (it cannot log in, and Citus connects as it).
         with conn.transaction():
             conn.execute(f"SET LOCAL ROLE {BREAKGLASS}")
-            assert conn.execute(B_ROWS, [b.pk]).fetchone() == (0,)
             assert conn.execute("SELECT count(*) FROM tenants_auditevent").fetchone() == (0,)
+            if settings.TENANCY_CITUS:
+                with pytest.raises(psycopg.errors.ConnectionFailure, match="not permitted"):
+                    conn.execute(B_ROWS, [b.pk])
+            else:
+                assert conn.execute(B_ROWS, [b.pk]).fetchone() == (0,)
         for statement in (
             f'SET ROLE "{owner[0][0]}"',
             f'SET SESSION AUTHORIZATION "{owner[0][0]}"',
@@ -361,12 +388,106 @@ def test_a_grant_inside_an_outer_transaction_is_committed_first(two_tenants, pla
 
 
 def test_a_closed_grants_scope_opens_nothing(two_tenants):
+    """The block's own signed value, replayed on its own connection (so bound to the right
+    backend) once the block is over: the grant it names is closed, on every node."""
     with unscoped(reason="test: keep the value"):
         value = fetch("SELECT current_setting('app.scope')")[0][0]
+        assert fetch("SELECT count(*) FROM workflows_workflow") == [(4,)]
+    assert SIGNED.fullmatch(value) and value.startswith("b:")
     with no_tenant(), transaction.atomic():
-        fetch(f"SET LOCAL ROLE {BREAKGLASS}")
+        if not settings.TENANCY_CITUS:
+            fetch(f"SET LOCAL ROLE {BREAKGLASS}")  # on Citus break-glass needs no role
         fetch("SELECT set_config('app.scope', %s, true)", [value])
+        # SET LOCAL is what Citus passes on to the workers (the app's own form there).
+        fetch(f"SET LOCAL app.scope = '{value}'")
         assert fetch("SELECT count(*) FROM workflows_workflow") == [(0,)]
+
+
+def _nodes() -> list[tuple[str, int]]:
+    """Every server holding the database: on Citus the coordinator and each worker."""
+    if not settings.TENANCY_CITUS:
+        return [server_address()]
+    return owner_execute(
+        "SELECT nodename, nodeport FROM pg_dist_node WHERE noderole = 'primary' ORDER BY nodeid"
+    )
+
+
+def _grant_tables(node: tuple[str, int]) -> list[str]:
+    """The grant table and, on Citus, the node's own copy of it (the shard the verifier
+    reads by name)."""
+    tables = ["ameide_private.breakglass_grant"]
+    if settings.TENANCY_CITUS:
+        kwargs = {**connection_kwargs(as_owner=True), "host": node[0], "port": node[1]}
+        with psycopg.connect(**kwargs, autocommit=True) as conn:
+            shards = conn.execute(
+                "SELECT shardid FROM pg_dist_shard "
+                "WHERE logicalrelid = 'ameide_private.breakglass_grant'::regclass"
+            ).fetchall()
+        tables += [f"ameide_private.breakglass_grant_{shard}" for (shard,) in shards]
+    return tables
+
+
+def _counts_on_every_node(value: str) -> dict[tuple, tuple]:
+    """Rows of workflows_workflow that `value` admits, read as the runtime role straight at
+    each node (on Citus claiming the global pid the value is bound to, and reading the
+    worker's shards themselves): {(node, table): (count,)}."""
+    counts = {}
+    for node in _nodes():
+        kwargs = {**connection_kwargs(as_owner=False), "host": node[0], "port": node[1]}
+        if settings.TENANCY_CITUS:
+            kwargs["application_name"] = f"citus_internal gpid={value.split(':')[2]}"
+        with psycopg.connect(**kwargs, autocommit=True) as conn, conn.transaction():
+            _set_scope(conn, value)
+            shards = conn.execute(
+                "SELECT c.oid::regclass::text FROM pg_class c "
+                "WHERE c.relname ~ '^workflows_workflow_[0-9]+$'"
+            ).fetchall()
+            for (table,) in [("workflows_workflow",), *shards]:
+                try:
+                    with conn.transaction():
+                        counts[(node, table)] = conn.execute(
+                            f"SELECT count(*) FROM {table}"
+                        ).fetchone()
+                except psycopg.errors.InternalError_:
+                    # A session claiming a Citus global pid is refused distributed queries.
+                    assert settings.TENANCY_CITUS and table == "workflows_workflow"
+    return counts
+
+
+def test_a_closed_grant_cannot_be_reopened_or_replayed_on_any_node(two_tenants):
+    """As the runtime role, straight at every node (on Citus each worker too): no grant row
+    can be written or reopened, and the closed grant's genuine value reads nothing."""
+    with unscoped(reason="test: a grant to reopen"):
+        value = fetch("SELECT current_setting('app.scope')")[0][0]
+        while_open = _counts_on_every_node(value)
+    if settings.TENANCY_CITUS:
+        # The control, and the limit docs/citus.md states: while the grant is open, its value
+        # read on a worker by a session that logs in there and claims the global pid works.
+        assert sum(count for (count,) in while_open.values()) == 4
+    else:
+        assert set(while_open.values()) == {(0,)}  # bound to the block's backend
+    grant = int(value.split(":")[1])
+    for node in _nodes():
+        kwargs = {**connection_kwargs(as_owner=False), "host": node[0], "port": node[1]}
+        for table in _grant_tables(node):
+            for statement in (
+                f"UPDATE {table} SET closed_at = NULL WHERE id = {grant}",
+                f"INSERT INTO {table} (id, nonce, pid, audit_id, expires_at) VALUES "
+                f"({grant + 1000}, 'x', 1, 1, now() + interval '1 hour')",
+            ):
+                with (
+                    psycopg.connect(**kwargs, autocommit=True) as conn,
+                    pytest.raises(psycopg.errors.InsufficientPrivilege),
+                ):
+                    conn.execute(statement)
+    after = _counts_on_every_node(value)
+    assert after.keys() == while_open.keys()
+    assert set(after.values()) == {(0,)}, after
+    assert owner_execute(
+        "SELECT closed_at IS NOT NULL FROM ameide_private.breakglass_grant WHERE id = %s",
+        [grant],
+    ) == [(True,)]
+    assert rows_by_tenant() == {two_tenants["a"].pk: 2, two_tenants["b"].pk: 2}
 
 
 # --- global tables -----------------------------------------------------------------------------

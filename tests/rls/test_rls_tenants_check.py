@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import connections
 
 from tenants.db.catalog import audit_database
+from tests import dedicated
 from tests.rls.support import ROOT, child_environment, database_name
 
 pytestmark = pytest.mark.django_db(databases=["default", "owner"])
@@ -225,10 +226,11 @@ def test_a_runtime_process_given_the_owners_credentials_fails_the_check():
 
 
 def test_runtime_processes_have_no_owner_alias():
-    """The settings every process loads configure the runtime role only."""
+    """The settings every process loads configure the runtime role only: `default` and each
+    dedicated database's alias (tests/dedicated.py), no owner's."""
     code = (
         "import django; django.setup(); from django.db import connections; "
-        "print(sorted(connections.settings))"
+        "print(sorted((a, c['USER']) for a, c in connections.settings.items()))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code],
@@ -238,4 +240,5 @@ def test_runtime_processes_have_no_owner_alias():
         text=True,
         timeout=120,
     )
-    assert result.stdout.strip() == "['default']", result.stderr
+    expected = sorted((a, RUNTIME) for a in ["default", *dedicated.ALIASES])
+    assert result.stdout.strip() == str(expected), result.stderr

@@ -1,5 +1,5 @@
 """`tenants export` and `tenants import`: the archive, the lossless round trip, ids kept or
-remapped, and tampered or unusable archives refused with nothing written."""
+renumbered, and tampered or unusable archives refused with nothing written."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def test_export_writes_a_manifest_with_counts_and_checksums(populated, tmp_path)
     assert summary["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     with zipfile.ZipFile(path) as archive:
         manifest = json.loads(archive.read("manifest.json"))
-        assert manifest["format"] == "ameide.tenant-archive" and manifest["version"] == 1
+        assert manifest["format"] == "ameide.tenant-archive" and manifest["version"] == 2
         assert manifest["source"]["slug"] == "alpha"
         assert manifest["source"]["external_id"] == "alpha"
         # Dependency order: a workflow before its runs.
@@ -187,7 +187,7 @@ def test_import_under_a_new_slug_remaps_ids_and_keys(populated, tmp_path):
     imported = import_(path, "--slug", "alpha-copy", "--name", "Alpha copy")
     copy = Tenant.objects.get(slug="alpha-copy")
     assert copy.external_id == "alpha-copy" and copy.name == "Alpha copy"
-    assert all(t["ids"] == "remapped" for t in imported["tables"].values())
+    assert all(t["ids"] == "renumbered" for t in imported["tables"].values())
     assert {k: v["sha256"] for k, v in imported["tables"].items()} == {
         k: v["sha256"] for k, v in exported["tables"].items()
     }

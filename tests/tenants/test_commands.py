@@ -16,6 +16,7 @@ from django.db import DatabaseError, connection, connections, transaction
 
 from accounts.models import User
 from tenants.models import AuditEvent, Tenant
+from tests import dedicated
 from tests.tenants.cli_support import (
     Terminal,
     content,
@@ -165,7 +166,8 @@ def _check_json() -> dict:
     return json.loads(out.getvalue())
 
 
-@pytest.mark.django_db(databases=["default", "owner"])
+# The check reaches every alias of the process, the dedicated databases' too (tests/dedicated.py).
+@pytest.mark.django_db(databases=dedicated.COMMITTED_DATABASES)
 def test_check_prints_its_findings_as_json():
     # This test process holds the owner's alias (it builds the test database), and the check
     # says so: a runtime process never has it (tests/rls/test_rls_tenants_check.py).

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from tenants.context import no_tenant, tenant_context, unscoped
 from tenants.exceptions import CrossTenantWrite, TenantNotSet
@@ -57,3 +59,18 @@ def test_refresh_and_save_of_another_tenants_row(rows, tenant_a, tenant_b):
         rows["a"].refresh_from_db()
     with tenant_context(tenant_b):
         assert Workflow.objects.get(pk=rows["b"].pk).name == "b"
+
+
+def test_save_names_the_tenant_in_the_where_and_never_sets_it(rows, tenant_a):
+    """Citus refuses an UPDATE that sets the distribution column (docs/citus.md); the row's
+    tenant is in the WHERE instead, also under unscoped(), where the manager adds none."""
+    row = rows["a"]
+    for block in (lambda: tenant_context(tenant_a), lambda: unscoped(reason="test: save")):
+        row.description = "changed"
+        with block(), CaptureQueriesContext(connection) as queries:
+            row.save()
+        updates = [q["sql"] for q in queries if q["sql"].startswith("UPDATE")]
+        assert len(updates) == 1, updates
+        set_part, where = updates[0].split(" WHERE ")
+        assert '"tenant_id"' not in set_part
+        assert f'"workflows_workflow"."tenant_id" = {tenant_a.pk}' in where

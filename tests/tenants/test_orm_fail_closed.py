@@ -1,7 +1,10 @@
 """Every ORM entry point, sync and async: no tenant -> TenantNotSet and nothing written;
-under A only A's rows; under B only B's rows."""
+under A only A's rows; under B only B's rows. Once per pair of placements of A and B: shared
+tables, dedicated schemas, dedicated databases on this server and another (tests/conftest.py)."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -9,11 +12,13 @@ from django.db import transaction
 from django.db.models import Count, Prefetch
 
 from tenants.context import no_tenant, tenant_context, unscoped
-from tenants.exceptions import CrossTenantWrite, PlacementNotCovered, TenantNotSet
+from tenants.exceptions import CrossTenantWrite, TenantNotSet, UnscopedAcrossPlacements
+from tenants.models import Placement
+from tests import dedicated
 from tests.placement.support import rows_everywhere
 from workflows.models import Workflow, WorkflowRun
 
-pytestmark = [pytest.mark.django_db, pytest.mark.every_placement]
+pytestmark = [pytest.mark.django_db(databases=dedicated.DATABASES), pytest.mark.every_placement]
 
 
 @pytest.fixture
@@ -186,8 +191,15 @@ def test_read_sees_only_its_tenant(data, entry, side):
 
 
 def _counts(data) -> tuple[int, int, int, int]:
-    """Rows per tenant of both models in every placement, read the audited cross-tenant way
-    (a row in the wrong placement counts too: tests/placement/support.py)."""
+    """Rows per tenant of both models in every placement: with a tenant in a dedicated
+    database (where unscoped() refuses) under each tenant, in its own database; else read the
+    audited cross-tenant way (a row in the wrong schema counts too: tests/placement/support.py)."""
+    if _any_dedicated(data):
+        counts = {}
+        for side in ("a", "b"):
+            with tenant_context(data[side]):
+                counts[side] = (Workflow.objects.count(), WorkflowRun.objects.count())
+        return counts["a"][0], counts["b"][0], counts["a"][1], counts["b"][1]
 
     def count(table: str, tenant) -> int:
         return sum(
@@ -350,9 +362,10 @@ def test_unscoped_needs_a_reason_and_writes_an_audit_row(data, placements):
             pass
     before = AuditEvent.objects.filter(action="unscoped").count()
     with unscoped(reason="test: read both"):
-        if "schema" in placements:
-            # The shared tables only would be a wrong answer: refused (docs/placement.md).
-            with pytest.raises(PlacementNotCovered):
+        if placements != ("shared", "shared"):
+            # Its grant opens the shared tables only: refused rather than half an answer
+            # (docs/placement.md).
+            with pytest.raises(UnscopedAcrossPlacements):
                 Workflow.objects.count()
         else:
             assert names(Workflow.objects.all()) == {"a1", "a2", "b1"}
@@ -361,19 +374,48 @@ def test_unscoped_needs_a_reason_and_writes_an_audit_row(data, placements):
     assert events.first().reason == "test: read both"
 
 
+def _any_dedicated(data) -> bool:
+    return any(data[side].placement == Placement.DATABASE for side in ("a", "b"))
+
+
 def test_unscoped_write_needs_an_explicit_tenant(data, placements):
+    if placements != ("shared", "shared"):
+        # It would land in the shared tables, not where b's rows are: refused, like any
+        # cross-tenant work while a tenant has a dedicated placement.
+        with unscoped(reason="test: write"):
+            with pytest.raises((CrossTenantWrite, UnscopedAcrossPlacements)):
+                Workflow.objects.create(name="orphan")
+            with pytest.raises(UnscopedAcrossPlacements), transaction.atomic():
+                Workflow.objects.create(name="placed", tenant=data["b"])
+        assert "placed" not in _names_of(data, "b")
+        return
     with unscoped(reason="test: write"):
         with pytest.raises(CrossTenantWrite):
             Workflow.objects.create(name="orphan")
-        if placements[1] == "schema":
-            # It would land in the shared tables, not in b's schema: refused.
-            with pytest.raises(PlacementNotCovered), transaction.atomic():
-                Workflow.objects.create(name="placed", tenant=data["b"])
-        else:
-            Workflow.objects.create(name="placed", tenant=data["b"])
-    assert ("placed" in _names_of(data, "b")) is (placements[1] == "shared")
+        Workflow.objects.create(name="placed", tenant=data["b"])
+    assert "placed" in _names_of(data, "b")
 
 
 def test_raw_requires_a_tenant(data):
     with no_tenant(), pytest.raises(TenantNotSet):
         Workflow.objects.raw("SELECT * FROM workflows_workflow")
+
+
+@pytest.mark.parametrize(
+    "queryset",
+    [
+        lambda: WorkflowRun.objects.select_related("workflow"),  # forward join
+        lambda: Workflow.objects.filter(runs__status="queued"),  # reverse join
+    ],
+    ids=["forward", "reverse"],
+)
+def test_a_join_between_tenant_tables_binds_both_to_the_tenant(data, queryset):
+    """Both tables of the join carry the tenant in the ON clause, not only the table holding the
+    key: Citus sends a join of colocated tables to one shard only when both are bound to a
+    tenant value (docs/citus.md)."""
+    a = data["a"]
+    with tenant_context(a):
+        sql = str(queryset().query)
+    on_clause = sql.split(" ON ", 1)[1].split(" WHERE ", 1)[0]
+    for table in ("workflows_workflow", "workflows_workflowrun"):
+        assert re.search(rf'"{table}"\."tenant_id" = \(?{a.pk}\b', on_clause), sql

@@ -11,7 +11,8 @@ from django.test import RequestFactory
 from rest_framework.test import APIClient
 
 from ameide.api_io import DRAIN_FACTOR, MAX_JSON_DEPTH, ApiBodyGuardMiddleware
-from tenants.context import tenant_context, unscoped
+from tenants.context import tenant_context
+from tests.tenant_rows import every_tenants_rows
 from workflows.models import Workflow, WorkflowRun
 
 pytestmark = pytest.mark.django_db
@@ -51,11 +52,7 @@ def workflow(tenant_a, user_a):
 
 
 def snapshot() -> list:
-    with unscoped(reason="test: snapshot all rows"):
-        return [
-            list(Workflow.objects.order_by("id").values()),
-            list(WorkflowRun.objects.order_by("id").values()),
-        ]
+    return [every_tenants_rows(Workflow), every_tenants_rows(WorkflowRun)]
 
 
 def writes(workflow: Workflow) -> list[tuple[str, str, str, callable]]:

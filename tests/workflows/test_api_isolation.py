@@ -1,19 +1,24 @@
 """The API isolation matrix, generated from the router: as a member of A, every endpoint and
-method on B's objects answers exactly like on an id that does not exist, and writes nothing."""
+method on B's objects answers exactly like on an id that does not exist, and writes nothing.
+Once per pair of placements of A and B: shared tables, dedicated schemas, dedicated databases on
+this server and another (tests/conftest.py)."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+from django.conf import settings
 from django.urls import URLPattern
 
 from tenants.context import tenant_context
+from tests import dedicated
 from tests.placement.support import rows_everywhere
+from tests.tenant_rows import every_tenants_rows
 from workflows.models import Workflow, WorkflowRun
 from workflows.urls import router
 
-pytestmark = [pytest.mark.django_db, pytest.mark.every_placement]
+pytestmark = [pytest.mark.django_db(databases=dedicated.DATABASES), pytest.mark.every_placement]
 MISSING_ID = 987654321
 
 
@@ -46,17 +51,34 @@ def world(tenant_a, tenant_b, user_a, user_b):
         wb = Workflow.objects.create(name="secret-b", description="b's")
         rb = WorkflowRun.objects.create(workflow=wb, input={"k": "b"})
     with tenant_context(tenant_a):
+        # Each database numbers its rows itself: A's ids must differ from B's, or "B's id"
+        # would name A's own row (ids are unique per tenant, not across databases).
         wa = Workflow.objects.create(name="mine-a")
+        while wa.pk == wb.pk:
+            wa.delete()
+            wa = Workflow.objects.create(name="mine-a")
         ra = WorkflowRun.objects.create(workflow=wa)
-    return {"wb": wb, "rb": rb, "wa": wa, "ra": ra}
+        while ra.pk == rb.pk:
+            ra.delete()
+            ra = WorkflowRun.objects.create(workflow=wa)
+    return {"a": tenant_a, "b": tenant_b, "wb": wb, "rb": rb, "wa": wa, "ra": ra}
 
 
-def snapshot() -> list:
-    # Every placement's tables, so a row written into the wrong one is a difference too.
-    return [
-        rows_everywhere("workflows_workflow", "id, name, description"),
-        rows_everywhere("workflows_workflowrun", "id, status"),
+def snapshot(world) -> list:
+    """Every row of every tenant, each tenant's read under its own scope, in the database that
+    holds its rows (a dedicated one, or the shared tables, also on Citus); and, off Citus, the
+    tables of every schema read the audited cross-tenant way, so a row written into the wrong
+    placement is a difference too."""
+    rows = [
+        every_tenants_rows(Workflow, "id", "tenant_id", "name", "description"),
+        every_tenants_rows(WorkflowRun, "id", "tenant_id", "status"),
     ]
+    if not settings.TENANCY_CITUS:
+        rows += [
+            rows_everywhere("workflows_workflow", "id, name, description"),
+            rows_everywhere("workflows_workflowrun", "id, status"),
+        ]
+    return rows
 
 
 def target_id(world, url_name: str) -> int:
@@ -72,7 +94,7 @@ def test_another_tenants_object_answers_like_a_missing_one(
 ):
     from django.urls import reverse
 
-    before = snapshot()
+    before = snapshot(world)
     responses = []
     for pk in (target_id(world, url_name), MISSING_ID):
         url = reverse(url_name, kwargs={"pk": pk})
@@ -82,7 +104,7 @@ def test_another_tenants_object_answers_like_a_missing_one(
     assert responses[0][0] == 404
     body = json.loads(responses[0][1])
     assert body["code"] == "not_found" and body["detail"].startswith("No ")
-    assert snapshot() == before
+    assert snapshot(world) == before
 
 
 @pytest.mark.parametrize("url_name,method,action", ROUTES)
@@ -103,13 +125,13 @@ def _normalise(body: bytes, pk: int) -> str:
     [("/api/runs/", "workflow")],
 )
 def test_foreign_ids_in_bodies_get_the_same_400_as_missing_ids(client_a, world, path, field):
-    before = snapshot()
+    before = snapshot(world)
     b_id = world["wb"].pk
     foreign = client_a.post(path, {field: b_id, "input": {}}, format="json")
     missing = client_a.post(path, {field: MISSING_ID, "input": {}}, format="json")
     assert foreign.status_code == missing.status_code == 400
     assert _normalise(foreign.content, b_id) == _normalise(missing.content, MISSING_ID)
-    assert snapshot() == before
+    assert snapshot(world) == before
 
 
 def test_list_endpoints_show_only_the_callers_tenant(client_a, client_b, world):

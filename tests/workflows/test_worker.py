@@ -16,6 +16,7 @@ from rest_framework.test import APIClient
 
 from tenants.context import no_tenant, tenant_context
 from tenants.models import AuditEvent, Tenant
+from tests import dedicated
 from tests.rls.support import COMMITTED, ROOT, child_environment
 from workflows import services
 from workflows.models import RunTicket, Workflow, WorkflowRun
@@ -159,6 +160,35 @@ def test_runs_of_two_tenants_interleaved_on_one_worker_each_see_their_own(tenant
         finished = AuditEvent.objects.filter(action="run.succeeded").order_by("id")
         by_run = {event.details["id"]: event.tenant_id_value for event in finished}
     assert by_run == {run.pk: tenant.pk for tenant, run in runs}
+
+
+@dedicated.NEEDED
+@pytest.mark.django_db(transaction=True, databases=dedicated.COMMITTED_DATABASES)
+def test_runs_of_tenants_in_each_placement_on_one_worker_each_see_their_own():
+    """A tenant in the shared tables, one in a dedicated database on this server and one on
+    the other (tests/dedicated.py): the worker finds their tickets in `default` and runs each
+    run where its tenant's rows are."""
+    tenants = [
+        dedicated.make_tenant(slug=slug, placement=placement)
+        for slug, placement in (("shared", ""), ("near", dedicated.NEAR), ("far", dedicated.FAR))
+    ]
+    runs = []
+    for tenant in tenants:
+        flow = workflow(
+            tenant,
+            f"flow-{tenant.slug}",
+            [{"if": {"input": "who", "equals": tenant.slug}, "then": [{"set": {"mine": True}}]}],
+        )
+        runs.append((tenant, start(tenant, flow, who=tenant.slug)))
+
+    drain()
+
+    for tenant, run in runs:
+        done = reload(tenant, run)
+        assert done.status == "succeeded" and done.output == {"mine": True}, done.log
+        assert done._state.db == ("default" if tenant.slug == "shared" else f"placed_{tenant.slug}")
+    with no_tenant():
+        assert not RunTicket.objects.exists()
 
 
 def refused_reasons() -> dict[int, str]:

@@ -29,6 +29,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.backends.postgresql import base as postgresql
 from django.db.backends.postgresql import features as postgresql_features
+from django.utils.functional import cached_property
 from psycopg import Cursor, adapt, generators, pq
 from psycopg._preparing import Prepare
 
@@ -188,6 +189,15 @@ class WallCursor(postgresql.CursorMixin, Cursor):
 
 
 class DatabaseFeatures(postgresql_features.DatabaseFeatures):
+    @cached_property
+    def supports_foreign_keys(self) -> bool:
+        # A dedicated database (tenants.placement) holds placed tenant tables only: their
+        # single-column keys point at global rows in `default` (the tenant, a workflow's
+        # owner), which PostgreSQL cannot follow into another database, so migrate creates
+        # none there; the application keeps them whole. Keys between tenant tables are
+        # composite constraints of their own (CompositeForeignKey) and are created.
+        return not self.connection.settings_dict.get("PLACEMENT")
+
     def allows_group_by_selected_pks_on_model(self, model):
         # GROUP BY id alone lets PostgreSQL read a row's other columns only where id is the
         # table's primary key; a tenant table's is (tenant_id, id) (TenantPrimaryKey).
@@ -294,7 +304,9 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
             )
         value, expires = cached
         self._carried_until = expires - ttl / 2
-        role = settings.TENANCY_BREAKGLASS_ROLE if scope.kind == "b" else "none"
+        # On Citus break-glass stays in the runtime role (tenants.constraints.RowSecurity).
+        glass = scope.kind == "b" and not settings.TENANCY_CITUS
+        role = settings.TENANCY_BREAKGLASS_ROLE if glass else "none"
         label = statement_label()
         if scope.kind == "t":
             # A per-statement ceiling for tenant work: one tenant's runaway query cannot hold

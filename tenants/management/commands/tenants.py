@@ -14,6 +14,7 @@ from django.utils.module_loading import import_string
 
 from tenants import selectors, services
 from tenants.actor import acting
+from tenants.citus.nodes import tenant_shards
 from tenants.citus.verify import citus_findings
 from tenants.db.catalog import audit_database, audit_process
 from tenants.db.owner import OWNER_ALIAS, owner_alias
@@ -24,6 +25,7 @@ from tenants.management.citus_cli import CitusSubcommands
 from tenants.management.lifecycle_cli import LifecycleSubcommands, os_user, tenant_dict
 from tenants.management.placement_cli import PlacementSubcommands
 from tenants.models import Placement, Tenant
+from tenants.placement import databases as placed_databases
 from tenants.placement.schemas import schema_findings
 
 logger = logging.getLogger("ameide.command")
@@ -118,16 +120,29 @@ class Command(
     def do_list(self, *, placement=None, json=False, **_):
         listed = list(selectors.tenant_list(placement=placement))
         tenants = [tenant_dict(t) for t in listed]
-        lines = [f"{'slug':<24} {'status':<10} {'placement':<24} name"]
+        # On Citus, each tenant's node: one query on Citus's metadata for all of them.
+        shards = tenant_shards(tenant_ids=[t["id"] for t in tenants])
+        for t in tenants:
+            if t["id"] in shards:
+                t["citus"] = shards[t["id"]].as_dict()
+        node = (lambda t: f" {_node(t):<28}") if shards else (lambda t: "")
+        header = f" {'node':<28}" if shards else ""
+        lines = [f"{'slug':<24} {'status':<10} {'placement':<24}{header} name"]
         lines += [
-            f"{t['slug']:<24} {t['status']:<10} {selectors.placement_label(m):<24} {t['name']}"
+            f"{t['slug']:<24} {t['status']:<10} {selectors.placement_label(m):<24}{node(t)} "
+            f"{t['name']}"
             for t, m in zip(tenants, listed, strict=True)
         ]
         self._emit(tenants, as_json=json, text="\n".join(lines) if tenants else "(no tenants)")
 
     def do_show(self, *, slug, json=False, **_):
         tenant = tenant_dict(selectors.tenant_get(slug=slug))
-        text = "\n".join(f"{k}: {v}" for k, v in tenant.items())
+        shard = tenant_shards(tenant_ids=[tenant["id"]]).get(tenant["id"])
+        if shard is not None:
+            tenant["citus"] = shard.as_dict()
+        text = "\n".join(f"{k}: {v}" for k, v in tenant.items() if k != "citus")
+        if shard is not None:
+            text += f"\nnode: {_node(tenant)} (Citus shard {shard.shard_id})"
         self._emit(tenant, as_json=json, text=text)
 
     def _set_status(self, *, slug, reason, status, json=False):
@@ -144,6 +159,8 @@ class Command(
     def do_setup(self, **_):
         with owner_alias() as using:
             done = [*ensure_database(using=using), *ensure_roles(using=using)]
+        for name in placed_databases.names():
+            done.extend(placed_databases.set_up(name=name))
         for line in done or ["database and roles in place"]:
             self.stdout.write(line)
 
@@ -156,6 +173,11 @@ class Command(
         failures.extend(schema_findings(using=using))  # dedicated schemas (tenants.placement)
         reach_failures, warnings = audit_process()
         failures.extend(reach_failures)
+        placement_failures, placement_warnings = placed_databases.findings(
+            using_owner=using == OWNER_ALIAS
+        )
+        failures.extend(placement_failures)
+        warnings.extend(placement_warnings)
         warnings.extend(citus_warnings)
         unsafe = bool(failures) or (strict and bool(warnings))
         if json:
@@ -170,3 +192,11 @@ class Command(
                 self.stdout.write("tenancy check: database is clean")
         if unsafe:
             sys.exit(1)
+
+
+def _node(tenant: dict) -> str:
+    """`host:port (own shard)` or `host:port`: where a tenant's rows are on Citus."""
+    citus = tenant.get("citus")
+    if citus is None:
+        return "-"
+    return citus["node"] + (" (own shard)" if citus["own_shard"] else "")

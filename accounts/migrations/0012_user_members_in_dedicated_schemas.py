@@ -7,7 +7,7 @@ import tenants.constraints
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("accounts", "0010_admission_signal_on_citus"),
+        ("accounts", "0011_admission_signal_on_placement"),
         ("auth", "0012_alter_user_first_name_max_length"),
         ("tenants", "0003_tenant_placement"),
     ]

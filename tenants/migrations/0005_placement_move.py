@@ -8,7 +8,7 @@ import tenants.constraints
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("tenants", "0003_tenant_placement"),
+        ("tenants", "0004_auditevent_imported_from"),
     ]
 
     operations = [
