@@ -3,6 +3,7 @@ records and audits each step; refusals; --dry-run, --status, --rollback."""
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 import time
@@ -25,7 +26,7 @@ from tests.placement.move_support import (
     triggers,
 )
 from tests.rls.support import COMMITTED, owner_execute, plain_connection
-from tests.tenants.cli_support import refused, tenants
+from tests.tenants.cli_support import Terminal, refused, tenants
 from workflows.models import Workflow, WorkflowRun
 
 pytestmark = COMMITTED
@@ -223,3 +224,12 @@ def test_a_name_given_up_and_taken_again_during_the_move_is_replayed(two):
         names = dict(Workflow.objects.values_list("name", "description"))
     assert names["acme 0"] == "again" and "acme 1 renamed" in names and "acme 2" not in names
     assert len(names) == 6
+
+
+def test_a_terminal_gets_a_progress_bar_and_a_pipe_plain_lines(two):
+    err = io.StringIO()
+    out, _ = tenants("move", "acme", "--to", "schema", "pmove_one", stdout=Terminal(), stderr=err)
+    assert "move acme" in err.getvalue()  # the bar over the steps, on stderr
+    assert "writes paused" in out and "rows copied" in out
+    out, err_text = tenants("move", "acme", "--to", "shared")
+    assert err_text == "" and out.splitlines()[0].startswith("plan")
