@@ -651,3 +651,30 @@ def move_status(*, tenant: Tenant | None = None, limit: int = 20) -> list[dict]:
         }
         for m in listed
     ]
+
+
+def move_findings() -> tuple[list[str], list[str]]:
+    """`tenants check`: (failures, warnings) of unfinished moves. A move stopped in its freeze
+    leaves the tenant unable to write: a failure. Any other unfinished move: a warning (its
+    triggers log the tenant's writes until it finishes or is rolled back)."""
+    failures, warnings = [], []
+    with no_tenant():
+        moves = list(
+            PlacementMove.objects.filter(finished_at__isnull=True).select_related("tenant")
+        )
+    for move in moves:
+        where = f"{label(move.source_kind, move.source_name)} -> " + label(
+            move.target_kind, move.target_name
+        )
+        text = (
+            f"tenant {move.tenant.slug}: move {move.pk} ({where}) stopped after step "
+            f"{move.step or '-'}"
+        )
+        if move.step in (FREEZE, FINAL, VERIFY):
+            failures.append(
+                f"{text}, in its freeze: the tenant's writes are refused; run "
+                f"`tenants move {move.tenant.slug} --to ...` again or `--rollback`"
+            )
+        else:
+            warnings.append(f"{text}; run it again or `tenants move {move.tenant.slug} --rollback`")
+    return failures, warnings

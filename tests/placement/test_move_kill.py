@@ -5,6 +5,7 @@ command runs as a child process that kills itself (SIGKILL) right after recordin
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -69,6 +70,19 @@ def test_killed_after_each_step_a_rerun_completes(acme, step):
     acme.refresh_from_db()
     switched = STEPS.index(step) >= STEPS.index(SWITCH)
     assert acme.placement == ("schema" if switched else "shared")
+    check = json.loads(
+        subprocess.run(
+            [sys.executable, "manage.py", "tenants", "check", "--json"],
+            cwd=ROOT,
+            env=child_environment(),
+            capture_output=True,
+            text=True,
+            timeout=WAIT_LIMIT_SECONDS,
+        ).stdout
+    )
+    about = [f for f in check["findings"] + check["warnings"] if "tenant acme: move" in f]
+    assert len(about) == 1 and f"stopped after step {step}" in about[0]
+    assert (about[0] in check["findings"]) == (step in FROZEN_STEPS)
     if step in FROZEN_STEPS:
         # Killed in the freeze: the tenant's writes stay refused (fail closed) until a rerun
         # or a rollback; its reads go on.

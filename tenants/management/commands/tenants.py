@@ -26,6 +26,7 @@ from tenants.management.lifecycle_cli import LifecycleSubcommands, os_user, tena
 from tenants.management.placement_cli import PlacementSubcommands
 from tenants.models import Placement, Tenant
 from tenants.placement import databases as placed_databases
+from tenants.placement.moving import move_findings
 from tenants.placement.schemas import schema_findings
 
 logger = logging.getLogger("ameide.command")
@@ -178,6 +179,9 @@ class Command(
         )
         failures.extend(placement_failures)
         warnings.extend(placement_warnings)
+        move_failures, move_warnings = move_findings()  # unfinished `tenants move`
+        failures.extend(move_failures)
+        warnings.extend(move_warnings)
         warnings.extend(citus_warnings)
         unsafe = bool(failures) or (strict and bool(warnings))
         if json:
