@@ -323,10 +323,14 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
     def _routed(self, scope: DatabaseScope, prefix: str, params: list[str]):
         """The prefix with the transaction's search path (tenants.placement.paths): the
         tenant's placement read in the database, after its scope; the home schema otherwise;
-        a pinned connection's schema when it migrates one. Not on Citus (no dedicated schemas
-        there yet, docs/placement.md)."""
+        a pinned connection's schema when it migrates one; the home schema in a dedicated
+        database. Not on Citus (no dedicated schemas there yet, docs/placement.md)."""
         if settings.TENANCY_CITUS:
             return prefix, params
+        if self.settings_dict.get("PLACEMENT"):
+            # A dedicated database (tenants.placement.databases) has no tenant directory and
+            # no dedicated schemas: its tables are in the home schema.
+            return f"{prefix}, {FIXED_SEARCH_PATH}", [*params, HOME_SCHEMA]
         pinned = pinned_schema(self.settings_dict)
         if pinned is not None:
             return f"{prefix}, {FIXED_SEARCH_PATH}", [*params, search_path_of(pinned)]
