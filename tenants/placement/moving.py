@@ -34,9 +34,11 @@ connection does DDL, the change log and the freeze, which the runtime role canno
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
+import psycopg
 from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
@@ -70,6 +72,9 @@ MAX_CONFLICTS = 3
 # stays at `switch`; running it again continues).
 DRAIN_TIMEOUT_SECONDS = 60.0
 KINDS = (Placement.SHARED, Placement.SCHEMA)
+# The initial copy's batches, and the pause after each (a multiple of the batch's time).
+COPY_BATCH = 5000
+COPY_PAUSE_RATIO = 1.0
 
 StepHook = Callable[[str], None]
 
@@ -221,8 +226,8 @@ class _Mover:
 
     def copy(self) -> None:
         started = self.clock()
-        with unscoped(reason=self.reason("initial copy")):
-            counts = self._upsert(self.tables, ids=None)
+        with _one_snapshot(), unscoped(reason=self.reason("initial copy")):
+            counts = {t.db_table: self._copy_paced(t) for t in self.tables}
         seconds = self.clock() - started
         rows = sum(counts.values())
         self.move.stats["copied"] = counts
@@ -328,13 +333,40 @@ class _Mover:
             )
         capture.unfreeze(tenant_id=self.tenant.pk, using=self.owner)
         with unscoped(reason=self.reason("delete the source rows")):
-            deleted = self._delete_all(self.source)
+            deleted = {t.db_table: self._delete_paced(t) for t in reversed(self.tables)}
         capture.forget_tenant(tenant_id=self.tenant.pk, using=self.owner)
         self.move.stats["source_deleted"] = deleted
         self.timed(CLEANUP, started)
         self.record(CLEANUP, rows=sum(deleted.values()))
 
     # --- SQL -----------------------------------------------------------------------------
+    def _copy_paced(self, table: TenantTable) -> int:
+        """Copy one table's rows of the tenant in batches of COPY_BATCH in key order, pausing
+        after each as long as it took: the other tenants keep half of a core. Every batch
+        reads the transaction's one snapshot (_one_snapshot), so keys between tables hold."""
+        columns = _columns(table)
+        pk = connections["default"].ops.quote_name(table.pk.column)
+        listed = ", ".join(columns)
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in (pk, '"tenant_id"'))
+        conflict = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
+        statement = (
+            f'INSERT INTO "{self.target}"."{table.db_table}" ({listed}) OVERRIDING SYSTEM VALUE '
+            f'SELECT {listed} FROM "{self.source}"."{table.db_table}" WHERE tenant_id = %s '
+            f"AND {pk} > %s ORDER BY {pk} LIMIT %s ON CONFLICT (tenant_id, {pk}) {conflict} "
+            f"RETURNING {pk}"
+        )
+        copied, last = 0, -(2**63)
+        with connections["default"].cursor() as cursor:
+            while True:
+                started = self.clock()
+                cursor.execute(statement, [self.tenant.pk, last, COPY_BATCH])
+                ids = [row[0] for row in cursor.fetchall()]
+                if not ids:
+                    return copied
+                copied += len(ids)
+                last = max(ids)
+                self.sleep(max(0.0, self.clock() - started) * COPY_PAUSE_RATIO)
+
     def _upsert(self, tables: list[TenantTable], *, ids: dict[str, list[int]] | None):
         """Upsert the source rows (all, or those with the given ids per table) into the
         target, in one statement: one snapshot of the source for every table."""
@@ -361,6 +393,25 @@ class _Mover:
             )
             names.append((index, table.db_table))
         return self._run_ctes(parts, params, names)
+
+    def _delete_paced(self, table: TenantTable) -> int:
+        """Delete the tenant's rows of one table from the source in batches, pausing as in the
+        copy (children first; the keys between tables are checked at the commit anyway)."""
+        pk = connections["default"].ops.quote_name(table.pk.column)
+        where = f'"{self.source}"."{table.db_table}"'
+        statement = (
+            f"DELETE FROM {where} WHERE tenant_id = %s AND {pk} IN (SELECT {pk} FROM {where} "
+            f"WHERE tenant_id = %s ORDER BY {pk} LIMIT %s)"
+        )
+        deleted = 0
+        with connections["default"].cursor() as cursor:
+            while True:
+                started = self.clock()
+                cursor.execute(statement, [self.tenant.pk, self.tenant.pk, COPY_BATCH])
+                if not cursor.rowcount:
+                    return deleted
+                deleted += cursor.rowcount
+                self.sleep(max(0.0, self.clock() - started) * COPY_PAUSE_RATIO)
 
     def _replay(self, ids: dict[str, list[int]]) -> None:
         """Make the target's rows with these ids what the source's are now: delete them all
@@ -431,6 +482,22 @@ class _Mover:
         return {
             t.db_table: (int(value[0]), value[1]) for t, value in zip(self.tables, row, strict=True)
         }
+
+
+@contextmanager
+def _one_snapshot() -> Iterator[None]:
+    """The application connection's next transaction in REPEATABLE READ: every statement of it
+    reads one snapshot. Set on the driver's connection (its BEGIN names the level), because the
+    backend sends its scope before the first statement, where SET TRANSACTION would have to be."""
+    wrapper = connections["default"]
+    wrapper.ensure_connection()
+    raw = wrapper.connection
+    previous = raw.isolation_level
+    raw.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+    try:
+        yield
+    finally:
+        raw.isolation_level = previous
 
 
 def _no_hook(step: str) -> None:
