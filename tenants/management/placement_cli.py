@@ -12,7 +12,8 @@ from tenants.citus.isolate import BLOCK_WRITES, TRANSFER_MODES
 from tenants.db.owner import owner_alias
 from tenants.exceptions import LifecycleError
 from tenants.management.citus_cli import NODE_MOVE_HELP
-from tenants.placement.moving import STEPS, move_rollback, move_status, tenant_move
+from tenants.placement.move_records import move_status
+from tenants.placement.moving import STEPS, move_rollback, tenant_move
 
 MOVE_HELP = """\
 Move a tenant's rows to another placement while it keeps working (docs/placement.md, "Moving

@@ -34,11 +34,9 @@ connection does DDL, the change log and the freeze, which the runtime role canno
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-import psycopg
 from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
@@ -50,6 +48,7 @@ from tenants.lifecycle.tables import TenantTable, tenant_tables
 from tenants.models import Placement, PlacementMove, Tenant
 from tenants.placement import capture
 from tenants.placement.paths import HOME_SCHEMA
+from tenants.placement.rows import Rows, one_snapshot
 from tenants.placement.schemas import checked_name, migrate_schema
 
 PLAN, PREPARE, CAPTURE, COPY, CATCHUP = "plan", "prepare", "capture", "copy", "catchup"
@@ -72,9 +71,6 @@ MAX_CONFLICTS = 3
 # stays at `switch`; running it again continues).
 DRAIN_TIMEOUT_SECONDS = 60.0
 KINDS = (Placement.SHARED, Placement.SCHEMA)
-# The initial copy's batches, and the pause after each (a multiple of the batch's time).
-COPY_BATCH = 5000
-COPY_PAUSE_RATIO = 1.0
 
 StepHook = Callable[[str], None]
 
@@ -143,11 +139,6 @@ def _tables() -> list[TenantTable]:
     return tables
 
 
-def _columns(table: TenantTable) -> list[str]:
-    quote = connections["default"].ops.quote_name
-    return [quote(f.column) for f in table.model._meta.concrete_fields]
-
-
 class _Mover:
     """One run of a move: the record, the two connections, the clock and the hooks."""
 
@@ -162,6 +153,14 @@ class _Mover:
         self.tables = _tables()
         self.source = schema_of(move.source_kind, move.source_name)
         self.target = schema_of(move.target_kind, move.target_name)
+        self.rows = Rows(
+            tenant_id=tenant.pk,
+            source=self.source,
+            target=self.target,
+            tables=self.tables,
+            clock=clock,
+            sleep=sleep,
+        )
         self.done: list[str] = []
 
     # --- bookkeeping ---------------------------------------------------------------------
@@ -226,8 +225,8 @@ class _Mover:
 
     def copy(self) -> None:
         started = self.clock()
-        with _one_snapshot(), unscoped(reason=self.reason("initial copy")):
-            counts = {t.db_table: self._copy_paced(t) for t in self.tables}
+        with one_snapshot(), unscoped(reason=self.reason("initial copy")):
+            counts = {t.db_table: self.rows.copy_paced(t) for t in self.tables}
         seconds = self.clock() - started
         rows = sum(counts.values())
         self.move.stats["copied"] = counts
@@ -247,7 +246,7 @@ class _Mover:
                 break
             try:
                 with unscoped(reason=self.reason(f"{step} round {len(rounds) + 1}")):
-                    self._replay({table: ids for table, (_, ids) in pending.items()})
+                    self.rows.replay({table: ids for table, (_, ids) in pending.items()})
             except IntegrityError:
                 # A unique value moved between two rows, one of whose changes committed after
                 # the log was read: read the log again, which now holds it.
@@ -280,7 +279,7 @@ class _Mover:
     def verify(self) -> None:
         started = self.clock()
         with unscoped(reason=self.reason("verify")):
-            source, target = self.digests(self.source), self.digests(self.target)
+            source, target = self.rows.digests(self.source), self.rows.digests(self.target)
         differ = sorted(t for t in source if source[t] != target.get(t))
         self.move.stats["verified"] = {
             t: {"rows": source[t][0], "md5": source[t][1]} for t in source
@@ -333,171 +332,15 @@ class _Mover:
             )
         capture.unfreeze(tenant_id=self.tenant.pk, using=self.owner)
         with unscoped(reason=self.reason("delete the source rows")):
-            deleted = {t.db_table: self._delete_paced(t) for t in reversed(self.tables)}
+            deleted = {t.db_table: self.rows.delete_paced(t) for t in reversed(self.tables)}
         capture.forget_tenant(tenant_id=self.tenant.pk, using=self.owner)
         self.move.stats["source_deleted"] = deleted
         self.timed(CLEANUP, started)
         self.record(CLEANUP, rows=sum(deleted.values()))
 
-    # --- SQL -----------------------------------------------------------------------------
-    def _copy_paced(self, table: TenantTable) -> int:
-        """Copy one table's rows of the tenant in batches of COPY_BATCH in key order, pausing
-        after each as long as it took: the other tenants keep half of a core. Every batch
-        reads the transaction's one snapshot (_one_snapshot), so keys between tables hold."""
-        columns = _columns(table)
-        pk = connections["default"].ops.quote_name(table.pk.column)
-        listed = ", ".join(columns)
-        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in (pk, '"tenant_id"'))
-        conflict = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
-        statement = (
-            f'INSERT INTO "{self.target}"."{table.db_table}" ({listed}) OVERRIDING SYSTEM VALUE '
-            f'SELECT {listed} FROM "{self.source}"."{table.db_table}" WHERE tenant_id = %s '
-            f"AND {pk} > %s ORDER BY {pk} LIMIT %s ON CONFLICT (tenant_id, {pk}) {conflict} "
-            f"RETURNING {pk}"
-        )
-        copied, last = 0, -(2**63)
-        with connections["default"].cursor() as cursor:
-            while True:
-                started = self.clock()
-                cursor.execute(statement, [self.tenant.pk, last, COPY_BATCH])
-                ids = [row[0] for row in cursor.fetchall()]
-                if not ids:
-                    return copied
-                copied += len(ids)
-                last = max(ids)
-                self.sleep(max(0.0, self.clock() - started) * COPY_PAUSE_RATIO)
-
-    def _upsert(self, tables: list[TenantTable], *, ids: dict[str, list[int]] | None):
-        """Upsert the source rows (all, or those with the given ids per table) into the
-        target, in one statement: one snapshot of the source for every table."""
-        parts, params, names = [], [], []
-        for index, table in enumerate(tables):
-            if ids is not None and table.db_table not in ids:
-                continue
-            columns = _columns(table)
-            pk = connections["default"].ops.quote_name(table.pk.column)
-            listed = ", ".join(columns)
-            updates = ", ".join(
-                f"{c} = EXCLUDED.{c}" for c in columns if c not in (pk, '"tenant_id"')
-            )
-            conflict = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
-            where = "tenant_id = %s"
-            params.append(self.tenant.pk)
-            if ids is not None:
-                where += f" AND {pk} = ANY(%s)"
-                params.append(ids[table.db_table])
-            parts.append(
-                f'c{index} AS (INSERT INTO "{self.target}"."{table.db_table}" ({listed}) '
-                f'OVERRIDING SYSTEM VALUE SELECT {listed} FROM "{self.source}"."{table.db_table}" '
-                f"WHERE {where} ON CONFLICT (tenant_id, {pk}) {conflict} RETURNING 1)"
-            )
-            names.append((index, table.db_table))
-        return self._run_ctes(parts, params, names)
-
-    def _delete_paced(self, table: TenantTable) -> int:
-        """Delete the tenant's rows of one table from the source in batches, pausing as in the
-        copy (children first; the keys between tables are checked at the commit anyway)."""
-        pk = connections["default"].ops.quote_name(table.pk.column)
-        where = f'"{self.source}"."{table.db_table}"'
-        statement = (
-            f"DELETE FROM {where} WHERE tenant_id = %s AND {pk} IN (SELECT {pk} FROM {where} "
-            f"WHERE tenant_id = %s ORDER BY {pk} LIMIT %s)"
-        )
-        deleted = 0
-        with connections["default"].cursor() as cursor:
-            while True:
-                started = self.clock()
-                cursor.execute(statement, [self.tenant.pk, self.tenant.pk, COPY_BATCH])
-                if not cursor.rowcount:
-                    return deleted
-                deleted += cursor.rowcount
-                self.sleep(max(0.0, self.clock() - started) * COPY_PAUSE_RATIO)
-
-    def _replay(self, ids: dict[str, list[int]]) -> None:
-        """Make the target's rows with these ids what the source's are now: delete them all
-        from the target, then insert those the source has. Deleting first lets a row take a
-        unique value another replayed row gave up (a workflow deleted and made again under
-        its name), which an upsert in place would refuse. Both statements are in the caller's
-        transaction; keys between tenant tables are deferred to its commit."""
-        known = {t.db_table for t in self.tables}
-        unknown = set(ids) - known
-        if unknown:
-            raise MoveFailed(f"the change log names tables that are not tenant tables: {unknown}")
-        tables = [t for t in self.tables if t.db_table in ids]
-        parts, params, names = [], [], []
-        for index, table in enumerate(tables):
-            pk = connections["default"].ops.quote_name(table.pk.column)
-            parts.append(
-                f'd{index} AS (DELETE FROM "{self.target}"."{table.db_table}" '
-                f"WHERE tenant_id = %s AND {pk} = ANY(%s) RETURNING 1)"
-            )
-            params += [self.tenant.pk, ids[table.db_table]]
-            names.append((index, table.db_table))
-        self._run_ctes(parts, params, names, prefix="d")
-        self._upsert(tables, ids=ids)  # one statement: one snapshot of the source
-
-    def _delete_all(self, schema: str) -> dict[str, int]:
-        parts, params, names = [], [], []
-        for index, table in enumerate(self.tables):
-            parts.append(
-                f'd{index} AS (DELETE FROM "{schema}"."{table.db_table}" '
-                "WHERE tenant_id = %s RETURNING 1)"
-            )
-            params.append(self.tenant.pk)
-            names.append((index, table.db_table))
-        return self._run_ctes(parts, params, names, prefix="d")
-
-    def _run_ctes(self, parts, params, names, *, prefix: str = "c") -> dict[str, int]:
-        if not parts:
-            return {}
-        counts = ", ".join(f"(SELECT count(*) FROM {prefix}{index})" for index, _ in names)
-        with connections["default"].cursor() as cursor:
-            cursor.execute(f"WITH {', '.join(parts)} SELECT {counts}", params)
-            row = cursor.fetchone()
-        return {table: int(n) for (_, table), n in zip(names, row, strict=True)}
-
     def counts(self, schema: str) -> dict[str, int]:
         with unscoped(reason=self.reason(f"count rows in {schema}")):
-            return {t: rows for t, (rows, _) in self.digests(schema, checksums=False).items()}
-
-    def digests(self, schema: str, *, checksums: bool = True) -> dict[str, tuple[int, str]]:
-        """Per table: (rows, md5 of the rows' text in key order) of the tenant in `schema`."""
-        selects, params = [], []
-        for table in self.tables:
-            pk = connections["default"].ops.quote_name(table.pk.column)
-            row = ", ".join(_columns(table))
-            digest = (
-                f"md5(coalesce(string_agg(ROW({row})::text, E'\\n' ORDER BY {pk}), ''))"
-                if checksums
-                else "''"
-            )
-            selects.append(
-                f'(SELECT ARRAY[count(*)::text, {digest}] FROM "{schema}"."{table.db_table}" '
-                "WHERE tenant_id = %s)"
-            )
-            params.append(self.tenant.pk)
-        with connections["default"].cursor() as cursor:
-            cursor.execute(f"SELECT {', '.join(selects)}", params)
-            row = cursor.fetchone()
-        return {
-            t.db_table: (int(value[0]), value[1]) for t, value in zip(self.tables, row, strict=True)
-        }
-
-
-@contextmanager
-def _one_snapshot() -> Iterator[None]:
-    """The application connection's next transaction in REPEATABLE READ: every statement of it
-    reads one snapshot. Set on the driver's connection (its BEGIN names the level), because the
-    backend sends its scope before the first statement, where SET TRANSACTION would have to be."""
-    wrapper = connections["default"]
-    wrapper.ensure_connection()
-    raw = wrapper.connection
-    previous = raw.isolation_level
-    raw.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-    try:
-        yield
-    finally:
-        raw.isolation_level = previous
+            return {t: rows for t, (rows, _) in self.rows.digests(schema, checksums=False).items()}
 
 
 def _no_hook(step: str) -> None:
@@ -585,7 +428,7 @@ def tenant_move(
         VERIFY: mover.verify,
         SWITCH: mover.switch,
         CLEANUP: mover.cleanup,
-        DONE: lambda: mover.record(DONE, stats=_reported(move.stats)),
+        DONE: lambda: mover.record(DONE, stats=reported_stats(move.stats)),
     }
     capture.ensure_objects(using=owner)
     with capture.mover_lock(tenant_id=tenant.pk, using=owner):
@@ -607,11 +450,11 @@ def tenant_move(
     summary.steps = mover.done
     summary.step = move.step
     summary.outcome = move.outcome
-    summary.stats = _reported(move.stats)
+    summary.stats = reported_stats(move.stats)
     return summary
 
 
-def _reported(stats: dict) -> dict:
+def reported_stats(stats: dict) -> dict:
     return {k: v for k, v in stats.items() if k != "freeze_started"}
 
 
@@ -669,7 +512,7 @@ def move_rollback(*, tenant: Tenant, owner: str) -> MoveSummary:
         deleted: dict[str, int] = {}
         if move.step not in ("", PLAN):  # before prepare the target may hold another's rows
             with unscoped(reason=mover.reason("roll back: delete the target's copies")):
-                deleted = mover._delete_all(mover.target)
+                deleted = mover.rows.delete_all(mover.target)
         capture.forget_tenant(tenant_id=tenant.pk, using=owner)
         move.outcome = PlacementMove.Outcome.ROLLED_BACK
         move.finished_at = timezone.now()
@@ -690,58 +533,5 @@ def move_rollback(*, tenant: Tenant, owner: str) -> MoveSummary:
         steps=["rollback"],
         step=move.step,
         outcome=move.outcome,
-        stats=_reported(move.stats),
+        stats=reported_stats(move.stats),
     )
-
-
-def move_status(*, tenant: Tenant | None = None, limit: int = 20) -> list[dict]:
-    """Unfinished moves first, then the latest finished ones (of one tenant, or all)."""
-    with no_tenant():
-        moves = PlacementMove.objects.select_related("tenant")
-        if tenant is not None:
-            moves = moves.filter(tenant=tenant)
-        listed = list(moves.filter(finished_at__isnull=True)) + list(
-            moves.filter(finished_at__isnull=False)[:limit]
-        )
-    return [
-        {
-            "id": m.pk,
-            "tenant": m.tenant.slug,
-            "source": label(m.source_kind, m.source_name),
-            "target": label(m.target_kind, m.target_name),
-            "step": m.step,
-            "outcome": m.outcome or "running",
-            "started_at": m.started_at.isoformat(),
-            "finished_at": m.finished_at.isoformat() if m.finished_at else None,
-            "stats": _reported(m.stats),
-            "error": m.error,
-        }
-        for m in listed
-    ]
-
-
-def move_findings() -> tuple[list[str], list[str]]:
-    """`tenants check`: (failures, warnings) of unfinished moves. A move stopped in its freeze
-    leaves the tenant unable to write: a failure. Any other unfinished move: a warning (its
-    triggers log the tenant's writes until it finishes or is rolled back)."""
-    failures, warnings = [], []
-    with no_tenant():
-        moves = list(
-            PlacementMove.objects.filter(finished_at__isnull=True).select_related("tenant")
-        )
-    for move in moves:
-        where = f"{label(move.source_kind, move.source_name)} -> " + label(
-            move.target_kind, move.target_name
-        )
-        text = (
-            f"tenant {move.tenant.slug}: move {move.pk} ({where}) stopped after step "
-            f"{move.step or '-'}"
-        )
-        if move.step in (FREEZE, FINAL, VERIFY):
-            failures.append(
-                f"{text}, in its freeze: the tenant's writes are refused; run "
-                f"`tenants move {move.tenant.slug} --to ...` again or `--rollback`"
-            )
-        else:
-            warnings.append(f"{text}; run it again or `tenants move {move.tenant.slug} --rollback`")
-    return failures, warnings

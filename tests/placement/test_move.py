@@ -16,7 +16,8 @@ from tenants.exceptions import MoveFailed
 from tenants.models import AuditEvent, PlacementMove, Tenant
 from tenants.placement import capture
 from tenants.placement.capture import is_frozen_error
-from tenants.placement.moving import CATCHUP, COPY, FINAL, STEPS, SWITCH, _one_snapshot, tenant_move
+from tenants.placement.moving import CATCHUP, COPY, FINAL, STEPS, SWITCH, tenant_move
+from tenants.placement.rows import one_snapshot
 from tests.placement.move_support import (
     app_rows,
     clean_up,
@@ -237,7 +238,7 @@ def test_a_terminal_gets_a_progress_bar_and_a_pipe_plain_lines(two):
 
 def test_the_initial_copy_reads_one_snapshot():
     """Its batches run in one REPEATABLE READ transaction (keys between tables hold)."""
-    with _one_snapshot(), unscoped(reason="test: the copy's isolation"), connection.cursor() as c:
+    with one_snapshot(), unscoped(reason="test: the copy's isolation"), connection.cursor() as c:
         c.execute("SHOW transaction_isolation")
         assert c.fetchone() == ("repeatable read",)
     with unscoped(reason="test: and after it"), connection.cursor() as c:

@@ -26,7 +26,7 @@ from tenants.management.lifecycle_cli import LifecycleSubcommands, os_user, tena
 from tenants.management.placement_cli import PlacementSubcommands
 from tenants.models import Placement, Tenant
 from tenants.placement import databases as placed_databases
-from tenants.placement.moving import move_findings
+from tenants.placement.move_records import move_findings
 from tenants.placement.schemas import schema_findings
 
 logger = logging.getLogger("ameide.command")
