@@ -15,6 +15,7 @@ from rest_framework import exceptions, serializers, status
 from limits.errors import QuotaExceeded
 from limits.responses import is_statement_timeout
 from tenants.exceptions import TenantNotSet
+from tenants.placement.capture import is_frozen_error
 
 logger = logging.getLogger("ameide.api")
 
@@ -108,6 +109,16 @@ class StatementTimeout(exceptions.APIException):
     wait = 1  # DRF turns it into Retry-After
 
 
+class TenantMoving(exceptions.APIException):
+    """The tenant is in the freeze of a move (tenants.placement): its writes are refused for
+    a moment, its reads go on."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "This tenant is being moved; writes are paused for a moment. Retry."
+    default_code = "tenant_moving"
+    wait = 1  # DRF turns it into Retry-After
+
+
 def _as_api_exception(exc: Exception) -> Exception:
     if isinstance(exc, Http404):
         return exceptions.NotFound(*exc.args)
@@ -119,6 +130,8 @@ def _as_api_exception(exc: Exception) -> Exception:
         return exceptions.PermissionDenied("No tenant.", code="tenant_required")
     if isinstance(exc, QuotaExceeded):
         return QuotaExceededError(exc.detail)
+    if is_frozen_error(exc):  # before the OperationalError it also is
+        return TenantMoving()
     if is_statement_timeout(exc):  # before the OperationalError it also is
         logger.warning("statement timeout: %s", exc)
         return StatementTimeout()

@@ -117,3 +117,8 @@ class NodeMoveFailed(LifecycleError):
 class PlacementError(TenantInputError):
     """A dedicated placement could not be named, provisioned or migrated; the message says
     which and what to run."""
+
+
+class MoveFailed(LifecycleError):
+    """A tenant move stopped at a step it could not complete (the message says which and what
+    to run); the move record keeps the step, so running it again continues."""

@@ -207,3 +207,50 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise PermissionError("Audit events are append-only.")
+
+
+class PlacementMove(models.Model):
+    """One `tenants move` of a tenant between placements: its steps, figures and outcome.
+
+    Global (the primary database, like the tenant directory): the record survives a command
+    killed half-way, and the next run resumes from the last step it says is done. At most one
+    unfinished move per tenant (a partial unique constraint), so two operators cannot run two.
+    """
+
+    tenancy = Tenancy.GLOBAL
+
+    class Outcome(models.TextChoices):
+        RUNNING = "", "Running"
+        DONE = "done", "Done"
+        ROLLED_BACK = "rolled_back", "Rolled back"
+
+    # CASCADE: purging a tenant removes its move records (the audit log keeps their trace).
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    source_kind = models.CharField(max_length=16, choices=Placement.choices)
+    source_name = models.CharField(max_length=63, blank=True)
+    target_kind = models.CharField(max_length=16, choices=Placement.choices)
+    target_name = models.CharField(max_length=63, blank=True)
+    # The last step completed (tenants.placement.moving.STEPS); "" before the first.
+    step = models.CharField(max_length=16, blank=True, default="")
+    outcome = models.CharField(max_length=16, blank=True, default="", choices=Outcome.choices)
+    started_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # rows copied per table, catch-up rounds, freeze window in ms, per-step seconds, checksums.
+    stats = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            # Operators' records: nothing of them under a tenant's scope.
+            GlobalRowSecurity(name="tenants_placementmove_rls", under_tenant="false"),
+            models.UniqueConstraint(
+                fields=["tenant"],
+                condition=models.Q(finished_at__isnull=True),
+                name="tenants_placementmove_one_unfinished",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id}: {self.source_kind} -> {self.target_kind} {self.target_name}"

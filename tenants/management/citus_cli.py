@@ -7,7 +7,7 @@ import json as json_module
 
 from tenants import selectors
 from tenants.citus.distribute import tenants_distribute
-from tenants.citus.isolate import BLOCK_WRITES, TRANSFER_MODES, tenant_move_to_node
+from tenants.citus.isolate import BLOCK_WRITES, tenant_move_to_node
 from tenants.db.owner import owner_alias
 from tenants.exceptions import LifecycleError
 
@@ -19,9 +19,9 @@ and why. Idempotent; `migrate` runs it after the migrations on a Citus database,
 model is placed without it. Runs as the owner.
 """
 
-MOVE_HELP = """\
-Give a tenant its own shards on a Citus worker (docs/citus.md). `--to node HOST:PORT` names
-the worker as pg_dist_node lists it; a name Citus does not know is refused with the list.
+NODE_MOVE_HELP = """\
+On Citus, `--to node HOST:PORT` gives a tenant its own shards on a worker (docs/citus.md),
+named as pg_dist_node lists it; a name Citus does not know is refused with the list.
 Steps, each audited and skipped when already done: isolate the tenant to its own shards
 (isolate_tenant_to_new_shard, CASCADE), move them to the worker (citus_move_shard_placement),
 verify (its shard on the worker; its rows per table before and after). Writes to the shards
@@ -43,24 +43,8 @@ class CitusSubcommands:
             formatter_class=formatter_class,
         )
         distribute.add_argument("--json", action="store_true", help="Print the summary as JSON.")
-        move = sub.add_parser(
-            "move",
-            help="On Citus: give a tenant its own shards on a worker (--to node HOST:PORT).",
-            description=MOVE_HELP,
-            formatter_class=formatter_class,
-        )
-        move.add_argument("slug")
-        move.add_argument(
-            "--to", nargs=2, required=True, metavar=("KIND", "NAME"), help="node HOST:PORT"
-        )
-        move.add_argument(
-            "--transfer-mode",
-            choices=TRANSFER_MODES,
-            default=BLOCK_WRITES,
-            help="How Citus copies the shards (default: %(default)s; see docs/citus.md).",
-        )
-        move.add_argument("--dry-run", action="store_true", help="Print the steps, change nothing.")
-        move.add_argument("--json", action="store_true", help="Print the summary as JSON.")
+        # `move --to node` is parsed with the other destinations of `tenants move`
+        # (tenants.management.placement_cli), which hands it to do_move_to_node.
 
     def do_distribute(self, *, json=False, **_):
         with owner_alias() as using:
@@ -81,7 +65,9 @@ class CitusSubcommands:
         if not (placed or summary.dropped_keys or summary.revoked):
             self.stdout.write("tenants distribute: nothing to do")
 
-    def do_move(self, *, slug, to, transfer_mode=BLOCK_WRITES, dry_run=False, json=False, **_):
+    def do_move_to_node(
+        self, *, slug, to, transfer_mode=BLOCK_WRITES, dry_run=False, json=False, **_
+    ):
         kind, name = to
         if kind != "node":
             raise LifecycleError(f"Unknown destination {kind!r}: `--to node HOST:PORT` (Citus).")

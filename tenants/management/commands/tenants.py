@@ -23,8 +23,10 @@ from tenants.exceptions import TenantInputError, TenantNotFound
 from tenants.lifecycle.status import tenant_transition
 from tenants.management.citus_cli import CitusSubcommands
 from tenants.management.lifecycle_cli import LifecycleSubcommands, os_user, tenant_dict
+from tenants.management.placement_cli import PlacementSubcommands
 from tenants.models import Placement, Tenant
 from tenants.placement import databases as placed_databases
+from tenants.placement.move_records import move_findings
 from tenants.placement.schemas import schema_findings
 
 logger = logging.getLogger("ameide.command")
@@ -40,7 +42,9 @@ INPUT_ERRORS = (
 )
 
 
-class Command(*EXTENSIONS, LifecycleSubcommands, CitusSubcommands, BaseCommand):
+class Command(
+    *EXTENSIONS, LifecycleSubcommands, PlacementSubcommands, CitusSubcommands, BaseCommand
+):
     help = "Tenant operations. `manage.py tenants <subcommand> --help` for each."
 
     def add_arguments(self, parser) -> None:
@@ -85,6 +89,7 @@ class Command(*EXTENSIONS, LifecycleSubcommands, CitusSubcommands, BaseCommand):
         )
         check.add_argument("--json", action="store_true", help="Print the findings as JSON.")
         self.add_lifecycle_parsers(sub)  # delete, purge, export, import, usage, exec
+        self.add_placement_parsers(sub, formatter_class=argparse.RawDescriptionHelpFormatter)
         self.add_citus_parsers(sub, formatter_class=argparse.RawDescriptionHelpFormatter)
         for extension in EXTENSIONS:  # e.g. users, members, token (accounts.cli)
             extension.add_parsers(self, sub)
@@ -174,6 +179,9 @@ class Command(*EXTENSIONS, LifecycleSubcommands, CitusSubcommands, BaseCommand):
         )
         failures.extend(placement_failures)
         warnings.extend(placement_warnings)
+        move_failures, move_warnings = move_findings()  # unfinished `tenants move`
+        failures.extend(move_failures)
+        warnings.extend(move_warnings)
         warnings.extend(citus_warnings)
         unsafe = bool(failures) or (strict and bool(warnings))
         if json:
