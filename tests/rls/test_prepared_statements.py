@@ -82,3 +82,12 @@ def test_a_failing_statement_does_not_break_the_next_ones(two_tenants, tenant_a,
         with pytest.raises(ProgrammingError):
             _count(persistent, "SELECT count(*) FROM no_such_table")
         assert [_count(persistent) for _ in range(8)] == [2] * 8
+
+
+def test_every_execution_is_planned_for_its_own_tenant(persistent):
+    """A generic plan assumes an average tenant: the connection asks for a custom plan at each
+    execution, so a large tenant's query keeps its own row estimate (docs/benchmarks.md)."""
+    persistent.ensure_connection()
+    with no_tenant(), persistent.cursor() as cursor:
+        cursor.execute("SHOW plan_cache_mode")
+        assert cursor.fetchone()[0] == "force_custom_plan"
