@@ -86,16 +86,16 @@ def zipf_sizes(*, spec: DatasetSpec) -> list[int]:
 def ensure_dataset(*, owner_alias: str, runtime_alias: str, spec: DatasetSpec) -> Dataset:
     """Reuse the database if it holds a dataset of `spec`, otherwise build it from scratch."""
     started = time.perf_counter()
-    if _stored_spec(owner_alias=owner_alias) == spec.as_dict():
+    if stored_spec(owner_alias=owner_alias) == spec.as_dict():
         return Dataset(alias=owner_alias, spec=spec, reused=True, build_seconds=0.0)
-    _recreate_database(owner_alias=owner_alias, runtime_alias=runtime_alias)
-    _generate(owner_alias=owner_alias, spec=spec)
+    recreate_database(owner_alias=owner_alias, runtime_alias=runtime_alias)
+    generate(owner_alias=owner_alias, spec=spec)
     return Dataset(
         alias=owner_alias, spec=spec, reused=False, build_seconds=time.perf_counter() - started
     )
 
 
-def _stored_spec(*, owner_alias: str) -> dict | None:
+def stored_spec(*, owner_alias: str) -> dict | None:
     connection = connections[owner_alias]
     with connection._nodb_cursor() as cursor:
         cursor.execute(
@@ -112,7 +112,7 @@ def _stored_spec(*, owner_alias: str) -> dict | None:
     return json.loads(row[0]) if row and isinstance(row[0], str) else (row[0] if row else None)
 
 
-def _recreate_database(*, owner_alias: str, runtime_alias: str) -> None:
+def recreate_database(*, owner_alias: str, runtime_alias: str) -> None:
     from tenants.db.roles import ensure_database, ensure_roles
 
     connection = connections[owner_alias]
@@ -126,7 +126,7 @@ def _recreate_database(*, owner_alias: str, runtime_alias: str) -> None:
     call_command("migrate", database=owner_alias, interactive=False, verbosity=0)
 
 
-def _generate(*, owner_alias: str, spec: DatasetSpec) -> None:
+def generate(*, owner_alias: str, spec: DatasetSpec) -> None:
     from django.contrib.auth.hashers import make_password
 
     sizes = zipf_sizes(spec=spec)

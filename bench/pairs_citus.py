@@ -22,7 +22,14 @@ from collections.abc import Callable
 from django.core.management import call_command
 from django.db import DatabaseError, connections, transaction
 
-from bench.dataset import SERVED_RANK, Dataset, DatasetSpec, _generate, _recreate_database
+from bench.dataset import (
+    SERVED_RANK,
+    Dataset,
+    DatasetSpec,
+    generate,
+    recreate_database,
+    stored_spec,
+)
 from bench.environment import PROJECT_ROOT
 from bench.measure import Row, Target, calibrate, interleave, per_op_seconds
 from bench.pairs_database import NEWEST, PAGE, Plan, _pks, _tenant
@@ -41,7 +48,7 @@ def ensure_cluster_dataset(*, owner_alias: str, runtime_alias: str, spec: Datase
     database on every node (scripts/citus-cluster createdb), migrate, the rows generated on
     the coordinator, then `tenants distribute` moves them into the shards."""
     started = time.perf_counter()
-    stored = _stored(owner_alias)
+    stored = stored_spec(owner_alias=owner_alias)
     if stored == {**spec.as_dict(), **CITUS_MARK}:
         return Dataset(alias=owner_alias, spec=spec, reused=True, build_seconds=0.0)
     name = connections[owner_alias].settings_dict["NAME"]
@@ -56,7 +63,7 @@ def ensure_cluster_dataset(*, owner_alias: str, runtime_alias: str, spec: Datase
         )
     ensure_roles(using=owner_alias)
     call_command("migrate", database=owner_alias, interactive=False, verbosity=0)
-    _generate(owner_alias=owner_alias, spec=spec)
+    generate(owner_alias=owner_alias, spec=spec)
     tenants_distribute(using=owner_alias)
     with connections[owner_alias].cursor() as cursor:
         cursor.execute(
@@ -71,30 +78,13 @@ def ensure_cluster_dataset(*, owner_alias: str, runtime_alias: str, spec: Datase
 def ensure_one_server_dataset(*, owner_alias: str, runtime_alias: str, spec: DatasetSpec):
     """The same dataset in a plain database of the coordinator's server (no Citus)."""
     started = time.perf_counter()
-    if _stored(owner_alias) == spec.as_dict():
+    if stored_spec(owner_alias=owner_alias) == spec.as_dict():
         return Dataset(alias=owner_alias, spec=spec, reused=True, build_seconds=0.0)
-    _recreate_database(owner_alias=owner_alias, runtime_alias=runtime_alias)
-    _generate(owner_alias=owner_alias, spec=spec)
+    recreate_database(owner_alias=owner_alias, runtime_alias=runtime_alias)
+    generate(owner_alias=owner_alias, spec=spec)
     return Dataset(
         alias=owner_alias, spec=spec, reused=False, build_seconds=time.perf_counter() - started
     )
-
-
-def _stored(alias: str) -> dict | None:
-    connection = connections[alias]
-    with connection._nodb_cursor() as cursor:
-        cursor.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", [connection.settings_dict["NAME"]]
-        )
-        if cursor.fetchone() is None:
-            return None
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT to_regclass('bench_dataset') IS NOT NULL")
-        if not cursor.fetchone()[0]:
-            return None
-        cursor.execute("SELECT params FROM bench_dataset")
-        row = cursor.fetchone()
-    return (json.loads(row[0]) if isinstance(row[0], str) else row[0]) if row else None
 
 
 def _page(alias: str, *, bare: bool = False) -> tuple[Callable[[], list], bool]:
