@@ -113,7 +113,11 @@ def checked_target(*, kind: str, name: str) -> tuple[str, str]:
     if kind not in KINDS:
         raise LifecycleError(
             f"Unknown destination {kind!r}: `--to shared` or `--to schema NAME`"
-            + (" (dedicated databases: not built in this branch)" if kind == "database" else "")
+            + (
+                " (dedicated databases: not built yet, docs/placement.md)"
+                if kind == "database"
+                else ""
+            )
         )
     if kind == Placement.SHARED:
         if name:

@@ -57,8 +57,8 @@ class Command(
         )
         create.add_argument(
             "--placement",
-            choices=[Placement.SHARED, Placement.SCHEMA],
-            default=Placement.SHARED,
+            choices=[Placement.SHARED.value, Placement.SCHEMA.value],
+            default=Placement.SHARED.value,
             help="Where its rows live: the shared tables (default) or a dedicated schema.",
         )
         create.add_argument("--schema", help="The dedicated schema's name (default: tenant_<id>).")
