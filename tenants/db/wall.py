@@ -51,6 +51,13 @@ CALLABLE = (
 # How long an import waits for the transactions that hold ids of a sequence (reserve_ids);
 # past it the import stops with nothing written, to be run again.
 IMPORT_LOCK_TIMEOUT = "10s"
+# The settings of a function that runs a query with a parameter on the hot path (the search
+# path of every tenant statement, a global table's policy, a grant check). The runtime
+# connection plans every statement for its own parameters (plan_cache_mode=force_custom_plan,
+# tenants.db.backend), and a function's queries inherit that: its one-row lookup by key was
+# planned again at every call, about twice the cost of the signature check (docs/benchmarks.md).
+# A generic plan is right for a lookup by key whatever the value.
+LOOKUP_SETTINGS = "SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_generic_plan"
 
 
 def _scope(kind: str, *, inline: bool) -> str:
@@ -103,15 +110,13 @@ def _functions_sql(schema: str) -> list[str]:
             expires_at timestamptz NOT NULL,
             closed_at timestamptz)""",
         f"REVOKE ALL ON ALL TABLES IN SCHEMA {PRIVATE} FROM PUBLIC",
-        # HMAC-SHA256 from the stored pads: sha256(outer || sha256(inner || message)).
         f"""CREATE OR REPLACE FUNCTION {PRIVATE}.mac_of(message text) RETURNS text
             LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
             DECLARE k record;
             BEGIN
               SELECT inner_pad, outer_pad INTO k FROM {PRIVATE}.scope_key WHERE id = 1;
               IF NOT FOUND THEN RETURN NULL; END IF;
-              RETURN encode(sha256(k.outer_pad || sha256(k.inner_pad
-                     || convert_to(message, 'UTF8'))), 'hex');
+              RETURN encode({_hmac("message", key="k")}, 'hex');
             END $$""",
         # Compared through a second hash, so the comparison's timing tells nothing.
         f"""CREATE OR REPLACE FUNCTION {PRIVATE}.mac_ok(message text, mac text) RETURNS boolean
@@ -121,41 +126,51 @@ def _functions_sql(schema: str) -> list[str]:
               RETURN expected IS NOT NULL AND mac IS NOT NULL
                 AND sha256(convert_to(expected, 'UTF8')) = sha256(convert_to(mac, 'UTF8'));
             END $$""",
+        # A Citus global pid (node id * 10^10 + pid of the coordinator's backend), which every
+        # worker backend serving that backend reports too. Where the node is this one, the pid
+        # must be this backend's own (an application_name can claim any global pid); on another
+        # node only the global pid is known. Not called on a single server.
+        f"""CREATE OR REPLACE FUNCTION {PRIVATE}.scope_gpid_ok(gpid bigint) RETURNS boolean
+            LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+            BEGIN
+              IF to_regproc('pg_catalog.citus_backend_gpid') IS NULL THEN RETURN false; END IF;
+              IF gpid <> citus_backend_gpid() THEN RETURN false; END IF;
+              RETURN NOT (div(gpid, {GPID_BASE}) = (SELECT n.nodeid FROM pg_dist_node n
+                  JOIN pg_dist_local_group g ON g.groupid = n.groupid LIMIT 1)
+                AND mod(gpid, {GPID_BASE}) <> pg_backend_pid());
+            END $$""",
+        # Evaluated for every statement (an InitPlan of each policy) and, in autocommit, in a
+        # new transaction each time, where PL/pgSQL prepares each expression of a function
+        # again and every operation costs microseconds: so as few as the check needs (less
+        # than half the cost of checking each field's shape first, docs/benchmarks.md).
+        # The value is kind:ident:pid:expiry:mac (tenants.db.signing). The MAC is checked
+        # first, through a second hash as mac_ok does, over everything before it: once it
+        # holds, the fields are the application's own (digits, as it writes them), so they
+        # are read without checking their shape. The kind and its colon come first in the
+        # signed text, and the application's other signed messages (audit rows, grants) start
+        # with their name and separate fields with \x1f: none can pass for a scope.
         f"""CREATE OR REPLACE FUNCTION {PRIVATE}.scope_id(kind text) RETURNS bigint
             LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
             DECLARE
               raw text := current_setting('{SCOPE_SETTING}', true);
-              p text[];
+              k record;
             BEGIN
-              IF raw IS NULL OR length(raw) > 200 THEN RETURN NULL; END IF;
-              p := string_to_array(raw, ':');
-              IF cardinality(p) IS DISTINCT FROM 5 OR p[1] IS DISTINCT FROM kind
-                 OR p[2] !~ '^[0-9]{{1,18}}$' OR p[3] !~ '^[0-9]{{1,18}}$'
-                 OR p[4] !~ '^[0-9]{{1,12}}$' THEN
+              SELECT inner_pad, outer_pad INTO k FROM {PRIVATE}.scope_key WHERE id = 1;
+              IF NOT coalesce(length(raw) <= 200 AND left(raw, 2) = kind || ':'
+                 AND sha256(convert_to(encode({_hmac("left(raw, -65)", key="k")}, 'hex'), 'UTF8'))
+                   = sha256(convert_to(right(raw, 64), 'UTF8')), false) THEN
                 RETURN NULL;
               END IF;
-              IF p[3] = '0' THEN
-                NULL;  -- bound to no backend (transaction poolers)
-              ELSIF p[3]::bigint < {GPID_BASE} THEN
-                IF p[3]::bigint <> pg_backend_pid() THEN RETURN NULL; END IF;
-              ELSE
-                -- A Citus global pid (node id * 10^10 + pid of the coordinator's backend),
-                -- which every worker backend serving that backend reports too. Where the
-                -- node is this one, the pid must be this backend's own (an application_name
-                -- can claim any global pid); on another node only the global pid is known.
-                IF to_regproc('pg_catalog.citus_backend_gpid') IS NULL THEN RETURN NULL; END IF;
-                IF p[3]::bigint <> citus_backend_gpid() THEN RETURN NULL; END IF;
-                IF div(p[3]::bigint, {GPID_BASE}) = (SELECT n.nodeid FROM pg_dist_node n
-                     JOIN pg_dist_local_group g ON g.groupid = n.groupid LIMIT 1)
-                   AND mod(p[3]::bigint, {GPID_BASE}) <> pg_backend_pid() THEN
-                  RETURN NULL;
-                END IF;
-              END IF;
-              IF p[4]::bigint < extract(epoch FROM statement_timestamp()) THEN RETURN NULL; END IF;
-              IF NOT {PRIVATE}.mac_ok(p[1] || ':' || p[2] || ':' || p[3] || ':' || p[4], p[5]) THEN
-                RETURN NULL;
-              END IF;
-              RETURN p[2]::bigint;
+              -- pid 0 binds to no backend (transaction poolers); at least GPID_BASE, a
+              -- Citus global pid.
+              RETURN CASE WHEN split_part(raw, ':', 4)::bigint
+                  >= extract(epoch FROM statement_timestamp())
+                AND (split_part(raw, ':', 3) = '0'
+                     OR (split_part(raw, ':', 3)::bigint < {GPID_BASE}
+                         AND split_part(raw, ':', 3)::bigint = pg_backend_pid())
+                     OR (split_part(raw, ':', 3)::bigint >= {GPID_BASE}
+                         AND {PRIVATE}.scope_gpid_ok(split_part(raw, ':', 3)::bigint)))
+                THEN split_part(raw, ':', 2)::bigint END;
             END $$""",
         # On Citus the grant table is a reference table (tenants.citus.placement): a copy on
         # every node, written by 2PC with its audit row. The policies call the check inside
@@ -177,7 +192,7 @@ def _functions_sql(schema: str) -> list[str]:
               END IF;
               EXECUTE 'CREATE OR REPLACE FUNCTION {PRIVATE}.grant_open(p_grant bigint)
                 RETURNS boolean LANGUAGE plpgsql STABLE SECURITY DEFINER
-                SET search_path = pg_catalog, pg_temp AS $body$
+                {LOOKUP_SETTINGS} AS $body$
                 BEGIN
                   RETURN EXISTS (SELECT 1 FROM ' || grants || ' g WHERE g.id = p_grant
                     AND g.closed_at IS NULL AND g.expires_at > statement_timestamp());
@@ -346,31 +361,33 @@ def _functions_sql(schema: str) -> list[str]:
         # every transaction, so a new placement holds from each process's next transaction;
         # anything it cannot tell raises rather than falling back to the shared tables.
         f"""CREATE OR REPLACE FUNCTION {PRIVATE}.scope_search_path() RETURNS text
-            LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-            DECLARE t bigint := {PRIVATE}.scope_id('t'); p text; n text;
+            LANGUAGE plpgsql VOLATILE SECURITY DEFINER {LOOKUP_SETTINGS} AS $$
+            -- A shared tenant's path takes the lookup and one test (each expression of a
+            -- PL/pgSQL function is prepared again in every transaction: few of them).
+            DECLARE t bigint; p text; n text;
             BEGIN
+              SELECT placement, placement_name INTO p, n FROM {schema}.tenants_tenant
+                WHERE id = {PRIVATE}.scope_id('t');
+              IF FOUND AND p <> 'schema' THEN RETURN '{schema}'; END IF;
+              t := {PRIVATE}.scope_id('t');
               IF t IS NULL THEN
                 RAISE EXCEPTION 'no signed tenant scope to route' USING ERRCODE = '42501';
               END IF;
-              SELECT placement, placement_name INTO p, n FROM {schema}.tenants_tenant WHERE id = t;
               IF NOT FOUND THEN
                 RAISE EXCEPTION USING ERRCODE = '42704',
                   MESSAGE = 'tenant ' || t || ' not found for routing';
               END IF;
-              IF p = 'schema' THEN
-                IF to_regnamespace(quote_ident(n)) IS NULL THEN
-                  RAISE EXCEPTION USING ERRCODE = '3F000',
-                    MESSAGE = 'dedicated schema ' || n || ' of tenant ' || t || ' does not exist';
-                END IF;
-                RETURN quote_ident(n) || ', ' || '{schema}';
+              IF to_regnamespace(quote_ident(n)) IS NULL THEN
+                RAISE EXCEPTION USING ERRCODE = '3F000',
+                  MESSAGE = 'dedicated schema ' || n || ' of tenant ' || t || ' does not exist';
               END IF;
-              RETURN '{schema}';
+              RETURN quote_ident(n) || ', ' || '{schema}';
             END $$""",
         # Whether the signed tenant is placed in dedicated schema `target` (or an open
         # break-glass grant writes): the restrictive policy of a dedicated schema's tables, so a
         # tenant cannot write even its own rows into another tenant's schema.
         f"""CREATE OR REPLACE FUNCTION {PRIVATE}.scope_placed_in(target text) RETURNS boolean
-            LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+            LANGUAGE plpgsql STABLE SECURITY DEFINER {LOOKUP_SETTINGS} AS $$
             DECLARE t bigint := {PRIVATE}.scope_id('t');
             BEGIN
               IF t IS NULL THEN RETURN {PRIVATE}.breakglass_open(); END IF;
@@ -381,7 +398,7 @@ def _functions_sql(schema: str) -> list[str]:
         # table's policy names the membership table by the one it was created with (public's),
         # so it asks this for a schema tenant's members (once per statement: an InitPlan).
         f"""CREATE OR REPLACE FUNCTION {PRIVATE}.scope_member_ids() RETURNS bigint[]
-            LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+            LANGUAGE plpgsql STABLE SECURITY DEFINER {LOOKUP_SETTINGS} AS $$
             DECLARE t bigint := {PRIVATE}.scope_id('t'); p text; n text; ids bigint[];
             BEGIN
               IF t IS NULL THEN RETURN '{{}}'; END IF;
@@ -396,6 +413,12 @@ def _functions_sql(schema: str) -> list[str]:
             END $$""",
         f"REVOKE ALL ON ALL FUNCTIONS IN SCHEMA {PRIVATE} FROM PUBLIC",
     ]
+
+
+def _hmac(message: str, *, key: str) -> str:
+    """HMAC-SHA256 of the SQL text `message` with the padded key halves of record `key`:
+    sha256(outer || sha256(inner || message)), as tenants.db.signing computes it."""
+    return f"sha256({key}.outer_pad || sha256({key}.inner_pad || convert_to({message}, 'UTF8')))"
 
 
 def _membership_table() -> str:

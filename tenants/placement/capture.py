@@ -24,7 +24,7 @@ from contextlib import contextmanager
 
 from django.db import connections, transaction
 
-from tenants.db.wall import PRIVATE
+from tenants.db.wall import LOOKUP_SETTINGS, PRIVATE
 from tenants.exceptions import LifecycleError
 
 # Class 55 (object not in prerequisite state): drivers that do not know the code still report
@@ -58,7 +58,7 @@ OBJECTS_SQL = [
     # TG_ARGV: the tenant's id, the table's primary-key column. Runs only for the moving
     # tenant's rows (the triggers' WHEN).
     f"""CREATE OR REPLACE FUNCTION {PRIVATE}.placement_capture() RETURNS trigger
-          LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+          LANGUAGE plpgsql VOLATILE SECURITY DEFINER {LOOKUP_SETTINGS} AS $$
           DECLARE t bigint := TG_ARGV[0]::bigint;
           BEGIN
             PERFORM pg_advisory_xact_lock_shared({PRIVATE}.placement_lock_key(t));

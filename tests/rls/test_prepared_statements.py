@@ -91,3 +91,20 @@ def test_every_execution_is_planned_for_its_own_tenant(persistent):
     with no_tenant(), persistent.cursor() as cursor:
         cursor.execute("SHOW plan_cache_mode")
         assert cursor.fetchone()[0] == "force_custom_plan"
+
+
+@pytest.mark.parametrize(
+    "function",
+    ["scope_search_path()", "scope_member_ids()", "scope_placed_in(text)", "grant_open(bigint)"],
+)
+def test_the_walls_lookups_keep_one_plan(persistent, function):
+    """The runtime connection's custom plans would reach into the wall's functions too and plan
+    their one-row lookups again at every call (on every statement, for the search path): each
+    function that looks a row up by key asks for a generic plan (tenants.db.wall)."""
+    persistent.ensure_connection()
+    with no_tenant(), persistent.cursor() as cursor:
+        cursor.execute(
+            "SELECT proconfig FROM pg_proc WHERE oid = %s::regprocedure",
+            [f"ameide_private.{function}"],
+        )
+        assert "plan_cache_mode=force_generic_plan" in cursor.fetchone()[0]
