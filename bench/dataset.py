@@ -87,6 +87,9 @@ def ensure_dataset(*, owner_alias: str, runtime_alias: str, spec: DatasetSpec) -
     """Reuse the database if it holds a dataset of `spec`, otherwise build it from scratch."""
     started = time.perf_counter()
     if stored_spec(owner_alias=owner_alias) == spec.as_dict():
+        # Migrated again, so a reused dataset has this code's schema and the database wall's
+        # current functions (migrate installs them; nothing else changes when up to date).
+        call_command("migrate", database=owner_alias, interactive=False, verbosity=0)
         return Dataset(alias=owner_alias, spec=spec, reused=True, build_seconds=0.0)
     recreate_database(owner_alias=owner_alias, runtime_alias=runtime_alias)
     generate(owner_alias=owner_alias, spec=spec)

@@ -163,9 +163,19 @@ def list_under_rls(*, dataset: Dataset, plan: Plan) -> list[Row | Check]:
 
         return run
 
+    prewall_sql = _prewall_sql(sql)
+    prewall_params = (str(tenant_id), *params)
+    if _fetch_prewall(prewall_sql, prewall_params) != under_rls:
+        raise RuntimeError("the pre-wall copy returned other rows than RLS")
+
+    def prewall() -> float:
+        return per_op_seconds(lambda: _fetch_prewall(prewall_sql, prewall_params), count=count)
+
     with tenant_context(tenant):
         count = calibrate(lambda: _fetch_all("default", sql, params), seconds=plan.batch_seconds)
-    samples = interleave({"rls": side("default"), "bypass": side("owner")}, rounds=plan.rounds)
+    samples = interleave(
+        {"rls": side("default"), "bypass": side("owner"), "prewall": prewall}, rounds=plan.rounds
+    )
     index_lines = [line.strip() for line in plan_lines if "Index Cond" in line]
     on_tenant = any("tenant_id" in line for line in index_lines)
     return [
@@ -181,6 +191,17 @@ def list_under_rls(*, dataset: Dataset, plan: Plan) -> list[Row | Check]:
             target=Target(high=1.10),
             extra={"sql": sql, "explain": plan_lines, "calls_per_batch": count},
         ),
+        Row(
+            pair="2w",
+            title="the same, signed scope vs the unsigned setting and policy from before the "
+            "database wall (a copy of the table; stock backend, one simple-protocol message)",
+            ours_label="signed",
+            base_label="unsigned",
+            unit="us",
+            ours=samples["rls"],
+            base=samples["prewall"],
+            target=Target(high=1.05),
+        ),
         Check(
             pair="2",
             title="EXPLAIN of the list query under RLS uses the tenant index",
@@ -191,12 +212,53 @@ def list_under_rls(*, dataset: Dataset, plan: Plan) -> list[Row | Check]:
     ]
 
 
+# The design before the database wall (issue 9), rebuilt on a copy of the workflows table: the
+# tenant as a plain setting any SQL could set, read by the policy, and sent in front of the
+# statement in the same simple-protocol message, by Django's stock backend as the runtime role.
+# Pairs 2w and 3w compare the signed scope with it.
+PREWALL_TABLE = "bench_prewall_workflow"
+PREWALL_SETTING = "bench.tenant_id"
+_prewall_made: set[str] = set()
+
+
+def _prewall_sql(sql: str) -> str:
+    """`sql` reading the copy made with the old policy, with the old prefix in front of it
+    (its first parameter is the tenant's id). The copy is made once per run."""
+    table = Workflow._meta.db_table
+    if PREWALL_TABLE not in _prewall_made:
+        runtime = connections["default"].settings_dict["USER"]
+        with connections["owner"].cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {PREWALL_TABLE}")
+            cursor.execute(f"CREATE TABLE {PREWALL_TABLE} (LIKE {table} INCLUDING ALL)")
+            cursor.execute(f"INSERT INTO {PREWALL_TABLE} SELECT * FROM {table}")
+            cursor.execute(f"ANALYZE {PREWALL_TABLE}")
+            cursor.execute(f"ALTER TABLE {PREWALL_TABLE} ENABLE ROW LEVEL SECURITY")
+            cursor.execute(f"ALTER TABLE {PREWALL_TABLE} FORCE ROW LEVEL SECURITY")
+            cursor.execute(
+                f"CREATE POLICY prewall ON {PREWALL_TABLE} USING (tenant_id = "
+                f"(SELECT NULLIF(current_setting('{PREWALL_SETTING}', true), '')::bigint))"
+            )
+            cursor.execute(f'GRANT SELECT ON {PREWALL_TABLE} TO "{runtime}"')
+        _prewall_made.add(PREWALL_TABLE)
+    copy = sql.replace(f'"{table}"', f'"{PREWALL_TABLE}"')
+    if copy == sql:
+        raise RuntimeError(f"the query does not name {table}")
+    return f"SELECT set_config('{PREWALL_SETTING}', %s, true); {copy}"
+
+
+def _fetch_prewall(sql: str, params: tuple) -> list[tuple]:
+    with connections["runtime_stock"].cursor() as cursor:
+        cursor.execute(sql, params)
+        cursor.nextset()  # the prefix's result comes first
+        return cursor.fetchall()
+
+
 def per_request_context(*, dataset: Dataset, plan: Plan) -> list[Row]:
     """Pair 3: tenant context + transaction + set_config + the read, against a plain read.
 
     Ours: what a request pays, through the tenancy backend as the runtime role (BEGIN, the
-    tenant setting with the scoped query, COMMIT). Baseline: the same read with Django's stock
-    backend and manager as the owner, in autocommit, without a tenant (one round trip).
+    tenant setting with the scoped query, COMMIT). Baseline: the same read by key with Django's
+    stock backend and manager as the owner, in autocommit, without a tenant (one round trip).
     """
     tenant_id, _ = dataset.tenant_at_rank(SERVED_RANK)
     pks = itertools.cycle(_pks(alias="owner", tenant_id=tenant_id))
@@ -213,7 +275,10 @@ def per_request_context(*, dataset: Dataset, plan: Plan) -> list[Row]:
         return run
 
     def autocommit_read():
-        return plain.get(pk=next(pks))
+        # By its key, which is (tenant_id, id) in this schema: by id alone PostgreSQL would
+        # scan the table (no index on id by itself), which is not what an application
+        # without tenancy pays for its key lookup.
+        return plain.get(tenant_id=tenant_id, pk=next(pks))
 
     scoped = Workflow.objects.db_manager("default")
 
@@ -230,11 +295,34 @@ def per_request_context(*, dataset: Dataset, plan: Plan) -> list[Row]:
         with tenant_context(principal.tenant):
             return scoped.get(pk=next(pks))
 
+    # The same transaction with the same SQL (no ORM on either side), signed and unsigned.
+    key_sql = f'SELECT * FROM "{Workflow._meta.db_table}" WHERE tenant_id = %s AND id = %s'
+    prewall_key_sql = _prewall_sql(key_sql)
+
+    def signed_transaction():
+        with tenant_context(tenants["default"]), transaction.atomic(using="default"):
+            return _fetch_all("default", key_sql, (tenant_id, next(pks)))
+
+    def unsigned_transaction():
+        with transaction.atomic(using="runtime_stock"):
+            return _fetch_prewall(prewall_key_sql, (str(tenant_id), tenant_id, next(pks)))
+
+    pk = next(pks)
+    with tenant_context(tenants["default"]):
+        signed_row = _fetch_all("default", key_sql, (tenant_id, pk))
+    if (
+        len(signed_row) != 1
+        or _fetch_prewall(prewall_key_sql, (str(tenant_id), tenant_id, pk)) != signed_row
+    ):
+        raise RuntimeError("the signed and the pre-wall reads returned other rows")
+
     sides = {
         "ours": request_like("default", Workflow.objects.db_manager("default")),
         "plain": autocommit_read,
         "autocommit_tenant": autocommit_in_tenant,
         "admitted": admitted_read,
+        "signed": signed_transaction,
+        "unsigned": unsigned_transaction,
     }
     count = calibrate(sides["ours"], seconds=plan.batch_seconds)
     samples = interleave(
@@ -245,6 +333,8 @@ def per_request_context(*, dataset: Dataset, plan: Plan) -> list[Row]:
         "autocommit": _round_trips(autocommit_read, alias="plain"),
         "tenant in autocommit": _round_trips(autocommit_in_tenant, alias="default"),
         "admission and read": _round_trips(admitted_read, alias="default"),
+        "signed": _round_trips(signed_transaction, alias="default"),
+        "unsigned (before the wall)": _round_trips(unsigned_transaction, alias="runtime_stock"),
     }
     trips = ", ".join(f"{name} {n}" for name, n in round_trips.items())
     rows = [
@@ -269,6 +359,18 @@ def per_request_context(*, dataset: Dataset, plan: Plan) -> list[Row]:
             ours=samples["autocommit_tenant"],
             base=samples["plain"],
             target=Target(high=1.25),
+        ),
+        Row(
+            pair="3w",
+            title="one read by key in a transaction, same SQL: signed scope vs the unsigned "
+            "setting and policy from before the database wall (stock backend, prefix in the "
+            "statement's message)",
+            ours_label="signed",
+            base_label="unsigned",
+            unit="us",
+            ours=samples["signed"],
+            base=samples["unsigned"],
+            target=Target(high=1.05),
         ),
         Row(
             pair="3e",

@@ -2,6 +2,8 @@
 
 - `runtime_1k` / `owner_1k`: the same roles on the 1,000-tenant dataset (pair 4);
 - `plain`: the owner on Django's stock PostgreSQL backend, no tenancy at all (pair 3);
+- `runtime_stock`: the runtime role on Django's stock backend (client-side binding, no signed
+  scope): the design before the database wall, which pair 2 rebuilds to compare with;
 - `owner`: the owner role (a benchmark builds its datasets; runtime processes never have it).
 """
 
@@ -19,5 +21,15 @@ DATABASES["owner_1k"] = {**DATABASES["owner"], "NAME": _SMALL_DB, "TEST": {}}
 DATABASES["plain"] = {
     **DATABASES["owner"],
     "ENGINE": "django.db.backends.postgresql",
+    "TEST": {},
+}
+DATABASES["runtime_stock"] = {
+    **DATABASES["default"],
+    "ENGINE": "django.db.backends.postgresql",
+    "OPTIONS": {
+        key: value
+        for key, value in DATABASES["default"].get("OPTIONS", {}).items()
+        if key not in ("server_side_binding", "prepare_threshold")
+    },
     "TEST": {},
 }
