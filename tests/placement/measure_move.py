@@ -16,10 +16,10 @@ import time
 
 from django.db import connections
 
+from bench.orm_load import Load, percentile
 from tenants.context import tenant_context
 from tenants.models import Tenant
 from tests.placement.move_support import clean_up
-from tests.placement.test_move_under_load import Load, _percentile
 from tests.rls.support import COMMITTED
 from tests.tenants.cli_support import tenants
 from workflows.models import Workflow, WorkflowRun
@@ -65,9 +65,9 @@ def test_measure():
                 f"{stats['copy_rows_per_second']} rows/s; freeze {stats['freeze_ms']} ms "
                 f"(lock {stats['freeze_locked_ms']} ms); rounds {stats['rounds']}; steps "
                 f"{stats['seconds']}; moving tenant refused {loads[0].refused}; other tenant "
-                f"writes p50/p99 before {_percentile(before, 0.5):.1f}/"
-                f"{_percentile(before, 0.99):.1f} ms, during {_percentile(during, 0.5):.1f}/"
-                f"{_percentile(during, 0.99):.1f} ms ({len(before)} and {len(during)} writes)"
+                f"writes p50/p99 before {percentile(before, 0.5) * 1000:.1f}/"
+                f"{percentile(before, 0.99) * 1000:.1f} ms, during {percentile(during, 0.5) * 1000:.1f}/"
+                f"{percentile(during, 0.99) * 1000:.1f} ms ({len(before)} and {len(during)} writes)"
             )
             assert not loads[0].errors and not loads[1].errors
     finally:
