@@ -26,7 +26,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--pairs",
-        default="1,2,3,4,5,6,7,8,9,10",
+        default="1,2,3,4,5,6,7,8,9,10,11",
         help="comma-separated pair numbers (default: all)",
     )
     parser.add_argument(
@@ -152,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench import (
         pairs_database,
         pairs_http,
+        pairs_move,
         pairs_neighbours,
         pairs_schemas,
         pairs_tokens,
@@ -234,6 +235,11 @@ def main(argv: list[str] | None = None) -> int:
         "10": (
             "cost of limits, usage and JSON logs",
             lambda: pairs_http.limits_cost(dataset=datasets["main"], plan=http_plan),
+        ),
+        "11": (
+            "tenant move",
+            # 100,000 rows in both modes (the size); FULL: more rounds.
+            lambda: pairs_move.compare(plan=pairs_move.MovePlan(rounds=5 if args.full else 3)),
         ),
     }
     if args.citus:
