@@ -26,7 +26,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--pairs",
-        default="1,2,3,4,5,6,7,8,9,10,11",
+        default="1,2,3,4,5,6,7,8,9,10,11,12",
         help="comma-separated pair numbers (default: all)",
     )
     parser.add_argument(
@@ -240,6 +240,10 @@ def main(argv: list[str] | None = None) -> int:
             "tenant move",
             # 100,000 rows in both modes (the size); FULL: more rounds.
             lambda: pairs_move.compare(plan=pairs_move.MovePlan(rounds=5 if args.full else 3)),
+        ),
+        "12": (
+            "HTTP per placement",
+            lambda: pairs_http.placements(dataset=datasets["main"], plan=http_plan),
         ),
     }
     if args.citus:
