@@ -41,13 +41,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--http-rounds",
         type=int,
-        help="interleaved wrk rounds of pairs 6 and 10 (at least 20; default 20, FULL: 30)",
+        help="interleaved wrk rounds of pairs 6, 10 and 12 (at least 20; default 20, FULL: 30)",
     )
     parser.add_argument(
         "--http-seconds",
         type=float,
         default=5.0,
-        help="length of a round of pairs 6 and 10 (at least 5)",
+        help="length of a round of pairs 6, 10 and 12 (at least 5)",
     )
     args = parser.parse_args(argv)
     if args.rounds is not None and args.rounds < 5:
@@ -271,8 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     command = "make bench" + (" FULL=1" if args.full else "") + (" CITUS=1" if args.citus else "")
     header = (
         f"Mode {mode}; interleaved rounds: {rounds['process']} (pairs 1-5), {rounds['http']} "
-        f"(pairs 6, 10), {10 if args.full else 5} (pair 9), {rounds['schemas']} "
-        f"(pair 7); ratio = median(ours) / "
+        f"(pairs 6, 10, 12), {10 if args.full else 5} (pair 9), {rounds['schemas']} "
+        f"(pair 7), {5 if args.full else 3} moves there and back (pair 11); ratio = median(ours) / "
         f"median(baseline). Machine: {machine['nproc']} cores, {machine['cpu']}, "
         f"PostgreSQL {server_version}, Python {machine['python']}; load average "
         f"{load_at_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end."

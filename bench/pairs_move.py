@@ -12,8 +12,10 @@ move first, ...). Per move: the freeze window and the copy's rows per second (th
 figures); per window: the other tenants' write and read latency p50 and p99, counted over the
 operations that started between the move record's start and end (the quiet window's bounds).
 
-The target is a parameter: a dedicated database (`database`, NAME) is what the engine does
-not move to yet (docs/placement.md); MOVE_TARGETS lists what it does.
+The target is a parameter (MovePlan.target_kind, target_name): MOVE_TARGETS lists what the
+engine moves to. A dedicated database (`database`, NAME) is not among them yet
+(docs/placement.md); once it is, the plan names it with the environment that configures it
+(MovePlan.command_env, e.g. bench.placed.database_env for `near`).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class MovePlan:
     # contest for the cores).
     pause: float = 0.02
     owner_alias: str = "owner"
+    command_env: tuple[tuple[str, str], ...] = ()  # added to `tenants move`'s environment
 
 
 def _tenant(slug: str, *, owner: str) -> Tenant:
@@ -63,17 +66,13 @@ def _tenant(slug: str, *, owner: str) -> Tenant:
     return tenant
 
 
-def _command_env() -> dict[str, str]:
-    """`manage.py` as deployed (the project's settings) on the benchmark's database."""
-    return {**os.environ, "DJANGO_SETTINGS_MODULE": "ameide.settings"}
-
-
-def move_command(slug: str, *arguments: str) -> dict:
-    """`manage.py tenants move SLUG ARGUMENTS --json` in a process of its own; its summary."""
+def move_command(slug: str, *arguments: str, env: dict[str, str] | None = None) -> dict:
+    """`manage.py tenants move SLUG ARGUMENTS --json` in a process of its own, as deployed
+    (the project's settings) on the benchmark's database, plus `env`; its summary."""
     done = subprocess.run(
         [sys.executable, "manage.py", "tenants", "move", slug, *arguments, "--json"],
         cwd=PROJECT_ROOT,
-        env=_command_env(),
+        env={**os.environ, **(env or {}), "DJANGO_SETTINGS_MODULE": "ameide.settings"},
         capture_output=True,
         text=True,
         timeout=900,
@@ -91,7 +90,7 @@ def _to(kind: str, name: str) -> list[str]:
     return ["--to", kind, *([name] if kind != Placement.SHARED else [])]
 
 
-def back_to_shared(tenant: Tenant, *, owner: str) -> None:
+def back_to_shared(tenant: Tenant, *, owner: str, env: dict[str, str]) -> None:
     """Whatever an interrupted earlier run left: an unfinished move rolled back (or finished
     where it had switched), then the tenant moved back to the shared tables."""
     move = (
@@ -101,12 +100,12 @@ def back_to_shared(tenant: Tenant, *, owner: str) -> None:
     )
     if move is not None:
         try:
-            move_command(tenant.slug, "--rollback")
+            move_command(tenant.slug, "--rollback", env=env)
         except RuntimeError:
-            move_command(tenant.slug, *_to(move.target_kind, move.target_name))
+            move_command(tenant.slug, *_to(move.target_kind, move.target_name), env=env)
     tenant.refresh_from_db(using=owner)
     if tenant.placement != Placement.SHARED:
-        move_command(tenant.slug, *_to(Placement.SHARED, ""))
+        move_command(tenant.slug, *_to(Placement.SHARED, ""), env=env)
 
 
 def empty(tenant_ids: list[int], *, owner: str) -> None:
@@ -149,8 +148,8 @@ class _Window:
     move: dict | None = None  # the move's summary; None: a quiet window
 
 
-def _moved(slug: str, *, kind: str, name: str, owner: str) -> _Window:
-    summary = move_command(slug, *_to(kind, name))
+def _moved(slug: str, *, kind: str, name: str, owner: str, env: dict[str, str]) -> _Window:
+    summary = move_command(slug, *_to(kind, name), env=env)
     if summary.get("outcome") != "done":
         raise RuntimeError(f"move of {slug} to {kind} {name}: {summary}")
     record = PlacementMove.objects.using(owner).get(pk=summary["move_id"])
@@ -190,10 +189,10 @@ def compare(*, plan: MovePlan) -> list[Row | Check]:
         )
     if plan.rounds < 3:
         raise ValueError("pair 11 needs at least 3 rounds")
-    owner = plan.owner_alias
+    owner, env = plan.owner_alias, dict(plan.command_env)
     mover = _tenant(MOVER, owner=owner)
     others = [_tenant(slug, owner=owner) for slug in OTHERS]
-    back_to_shared(mover, owner=owner)
+    back_to_shared(mover, owner=owner, env=env)
     ids = [mover.pk, *(t.pk for t in others)]
     empty(ids, owner=owner)
     seed(mover, workflows=plan.rows // 2, runs=True, owner=owner)
@@ -217,7 +216,7 @@ def compare(*, plan: MovePlan) -> list[Row | Check]:
                 if side == "before":
                     window = _quiet(plan.quiet_seconds)
                 else:
-                    window = _moved(MOVER, kind=kind, name=name, owner=owner)
+                    window = _moved(MOVER, kind=kind, name=name, owner=owner, env=env)
                     moves[leg].append(window.move)
                 figures[side].append(_latencies(loads[1:], window))
     finally:
@@ -226,7 +225,7 @@ def compare(*, plan: MovePlan) -> list[Row | Check]:
             thread.join()
         connections.close_all()
         mover.refresh_from_db(using=owner)
-        back_to_shared(mover, owner=owner)
+        back_to_shared(mover, owner=owner, env=env)
         empty(ids, owner=owner)
     errors = [e for load in loads for e in load.errors]
     if errors:
