@@ -26,7 +26,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--pairs",
-        default="1,2,3,4,5,6,7,8,9,10",
+        default="1,2,3,4,5,6,7,8,9,10,11,12",
         help="comma-separated pair numbers (default: all)",
     )
     parser.add_argument(
@@ -41,13 +41,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--http-rounds",
         type=int,
-        help="interleaved wrk rounds of pairs 6 and 10 (at least 20; default 20, FULL: 30)",
+        help="interleaved wrk rounds of pairs 6, 10 and 12 (at least 20; default 20, FULL: 30)",
     )
     parser.add_argument(
         "--http-seconds",
         type=float,
         default=5.0,
-        help="length of a round of pairs 6 and 10 (at least 5)",
+        help="length of a round of pairs 6, 10 and 12 (at least 5)",
     )
     args = parser.parse_args(argv)
     if args.rounds is not None and args.rounds < 5:
@@ -152,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench import (
         pairs_database,
         pairs_http,
+        pairs_move,
         pairs_neighbours,
         pairs_schemas,
         pairs_tokens,
@@ -235,6 +236,15 @@ def main(argv: list[str] | None = None) -> int:
             "cost of limits, usage and JSON logs",
             lambda: pairs_http.limits_cost(dataset=datasets["main"], plan=http_plan),
         ),
+        "11": (
+            "tenant move",
+            # 100,000 rows in both modes (the size); FULL: more rounds.
+            lambda: pairs_move.compare(plan=pairs_move.MovePlan(rounds=5 if args.full else 3)),
+        ),
+        "12": (
+            "HTTP per placement",
+            lambda: pairs_http.placements(dataset=datasets["main"], plan=http_plan),
+        ),
     }
     if args.citus:
         jobs, datasets = citus_jobs, citus_datasets
@@ -261,8 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     command = "make bench" + (" FULL=1" if args.full else "") + (" CITUS=1" if args.citus else "")
     header = (
         f"Mode {mode}; interleaved rounds: {rounds['process']} (pairs 1-5), {rounds['http']} "
-        f"(pairs 6, 10), {10 if args.full else 5} (pair 9), {rounds['schemas']} "
-        f"(pair 7); ratio = median(ours) / "
+        f"(pairs 6, 10, 12), {10 if args.full else 5} (pair 9), {rounds['schemas']} "
+        f"(pair 7), {5 if args.full else 3} moves there and back (pair 11); ratio = median(ours) / "
         f"median(baseline). Machine: {machine['nproc']} cores, {machine['cpu']}, "
         f"PostgreSQL {server_version}, Python {machine['python']}; load average "
         f"{load_at_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end."

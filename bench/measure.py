@@ -87,7 +87,7 @@ class Row:
     title: str
     ours_label: str
     base_label: str
-    unit: str  # "us", "ms", "s" (lower is better) or "req/s" (higher is better)
+    unit: str  # "us", "ms", "s" (lower is better), "req/s" or "rows/s" (higher is better)
     ours: list[float]
     base: list[float]
     target: Target = field(default_factory=Target)
@@ -185,7 +185,7 @@ def _summary(samples: list[float]) -> dict[str, float]:
     }
 
 
-_SCALE = {"us": 1e6, "ms": 1e3, "s": 1.0, "req/s": 1.0}
+_SCALE = {"us": 1e6, "ms": 1e3, "s": 1.0, "req/s": 1.0, "rows/s": 1.0}
 
 
 def _fmt(value: float, unit: str) -> str:

@@ -16,6 +16,11 @@ application_name), read from /proc and divided by the requests wrk counted.
 Pair 10, the same way: the application as deployed against bench.settings_limits_off (the same
 application without the limits middleware, usage recording, the JSON line per request and the
 statements' timing): what limits, usage and logs cost a request.
+
+Pair 12, the same way on one server (the application as deployed, with a dedicated database
+named): pair 6's tenant in the shared tables against copies of its workflows in a dedicated
+schema and in a dedicated database (bench.placed), one bearer token each: what routing by
+placement costs a request.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from pathlib import Path
 import redis
 from django.db import connections
 
-from bench import profiling
+from bench import placed, profiling
 from bench.cpu import BackendCpu, cpu_seconds
 from bench.dataset import SERVED_RANK, Dataset
 from bench.environment import PROJECT_ROOT
@@ -491,3 +496,87 @@ def limits_cost(*, dataset: Dataset, plan: HttpPlan) -> list[Row]:
             base=p99["off"],
         ),
     ]
+
+
+PLACEMENT_TARGET = 1.05  # a dedicated placement costs at most this much of shared
+
+
+def placements(*, dataset: Dataset, plan: HttpPlan) -> list[Row]:
+    """Pair 12: GET /api/workflows/ of a tenant in a dedicated schema and of one in a dedicated
+    database, each against the shared tenant whose rows they copy, on one server, as pair 6
+    measures (wrk, pinning, interleaved rounds; CPU per request of workers and backends)."""
+    with _served(dataset) as run:
+        stack, env = run.stack, run.env
+        placed_env = placed.ensure_near(main=connections["owner"].settings_dict["NAME"])
+        tenants = {
+            "schema": placed.schema_copy(source=run.tenant_id, owner="owner"),
+            "database": placed.database_copy(source=run.tenant_id, owner="owner", env=placed_env),
+        }
+        bearers = {"shared": run.bearer}
+        for kind, tenant in tenants.items():
+            token = run.issuer.mint(
+                tenant_external_id=tenant.external_id, subject=f"bench-http-{kind}"
+            )
+            bearers[kind] = {"Authorization": f"Bearer {token}"}
+        base, pid = stack.enter_context(
+            _gunicorn(
+                settings_module="ameide.settings",
+                env={**env, **placed_env, "PGAPPNAME": "ameide-bench-placed"},
+                log=run.log,
+            )
+        )
+        pages = {}
+        for kind, bearer in bearers.items():
+            status, body = _get(f"{base}/api/workflows/", bearer)
+            if status != 200:
+                raise RuntimeError(f"{kind}: /api/workflows/ answered {status}: {body[:300]!r}")
+            pages[kind] = [(r["name"], r["created_at"]) for r in json.loads(body)["results"]]
+        if any(page != pages["shared"] or len(page) != 50 for page in pages.values()):
+            raise RuntimeError("the placed tenants do not serve the shared tenant's first page")
+        backends = run.backends("ameide-bench-placed")
+        sides = {
+            kind: _Side(f"{base}/api/workflows/", bearer, pid, backends)
+            for kind, bearer in bearers.items()
+        }
+        figures = _interleaved(
+            sides, rounds=plan.rounds, seconds=plan.seconds, warmup=plan.warmup_seconds
+        )
+    errors = {
+        name: sum(r["socket_errors"] + r["status_errors"] for r in runs)
+        for name, runs in figures.items()
+    }
+    if any(errors.values()):
+        raise RuntimeError(f"failed requests during the runs: {errors}")
+    cpu = {name: [r["cpu_per_request_s"] for r in runs] for name, runs in figures.items()}
+    rps = {name: [r["rps"] for r in runs] for name, runs in figures.items()}
+    setup = _setup(plan=plan, store=run.store, size=run.size)
+    rows = []
+    for pair, cpu_pair, kind, where in (
+        ("12", "12a", "schema", f"a dedicated schema ({placed.SCHEMA})"),
+        ("12b", "12c", "database", f"a dedicated database ({placed.NEAR}, on the same server)"),
+    ):
+        rows += [
+            Row(
+                pair=pair,
+                title=f"GET /api/workflows/ (50 rows), throughput: the tenant in {where} vs "
+                f"the shared tenant whose rows it copies, one server ({setup})",
+                ours_label=kind,
+                base_label="shared",
+                unit="req/s",
+                ours=rps[kind],
+                base=rps["shared"],
+                target=Target(low=1 / PLACEMENT_TARGET),
+                extra={"figures": {kind: figures[kind], "shared": figures["shared"]}},
+            ),
+            Row(
+                pair=cpu_pair,
+                title=f"the same, CPU per request (gunicorn worker + PostgreSQL backends), {kind}",
+                ours_label=kind,
+                base_label="shared",
+                unit="us",
+                ours=cpu[kind],
+                base=cpu["shared"],
+                target=Target(high=PLACEMENT_TARGET),
+            ),
+        ]
+    return rows

@@ -7,16 +7,15 @@ tenant or placement, reads never failed, and the freeze window is measured (prin
 from __future__ import annotations
 
 import json
-import random
 import threading
 import time
 
 import pytest
-from django.db import OperationalError, close_old_connections, connections
+from django.db import close_old_connections
 
+from bench.orm_load import Load, percentile
 from tenants.context import tenant_context
 from tenants.models import Tenant
-from tenants.placement.capture import is_frozen_error
 from tests.placement.move_support import clean_up, placed_rows, private_rows, triggers
 from tests.rls.support import COMMITTED
 from tests.tenants.cli_support import tenants
@@ -24,85 +23,6 @@ from workflows.models import Workflow, WorkflowRun
 
 pytestmark = [COMMITTED, pytest.mark.slow]
 SEED_WORKFLOWS = 3000  # and as many runs: 6,000 rows of the moving tenant
-
-
-class Load:
-    """Writers and readers of one tenant; what was acknowledged, what was refused."""
-
-    def __init__(self, tenant: Tenant, stop: threading.Event, *, prefix: str) -> None:
-        self.tenant = tenant
-        self.prefix = prefix
-        self.stop = stop
-        self.expected: dict[str, str] = {}  # name -> description, acknowledged
-        self.ids: dict[str, int] = {}
-        self.refused = 0  # writes answered "frozen" (each retried)
-        self.errors: list[str] = []
-        self.reads = 0
-        self.write_seconds: list[float] = []
-
-    def _retrying(self, operation):
-        while True:
-            started = time.perf_counter()
-            try:
-                # The same Tenant object throughout, loaded before the move: routing is
-                # read in the database per transaction, not from the object.
-                with tenant_context(self.tenant):
-                    result = operation()
-                self.write_seconds.append(time.perf_counter() - started)
-                return result
-            except OperationalError as exc:
-                if not is_frozen_error(exc):
-                    raise
-                self.refused += 1
-                time.sleep(0.01)
-
-    def write(self) -> None:
-        rng = random.Random(self.tenant.pk)
-        n = 0
-        try:
-            while not self.stop.is_set():
-                n += 1
-                choice = rng.random()
-                if choice < 0.6 or len(self.ids) < 5:
-                    name = f"{self.prefix}{n}"
-                    created = self._retrying(
-                        lambda name=name: Workflow.objects.create(name=name, description="v0")
-                    )
-                    self.ids[name] = created.pk
-                    self.expected[name] = "v0"
-                    self._retrying(lambda w=created: WorkflowRun.objects.create(workflow=w))
-                elif choice < 0.9:
-                    name = rng.choice(sorted(self.ids))
-                    value = f"v{n}"
-                    self._retrying(
-                        lambda name=name, value=value: Workflow.objects.filter(
-                            pk=self.ids[name]
-                        ).update(description=value)
-                    )
-                    self.expected[name] = value
-                else:
-                    name = rng.choice(sorted(self.ids))
-                    self._retrying(
-                        lambda name=name: Workflow.objects.filter(pk=self.ids[name]).delete()
-                    )
-                    del self.ids[name], self.expected[name]
-                time.sleep(0.002)
-        except Exception as exc:  # noqa: BLE001 - reported by the test
-            self.errors.append(f"write: {exc!r}")
-        finally:
-            connections.close_all()
-
-    def read(self) -> None:
-        try:
-            while not self.stop.is_set():
-                with tenant_context(self.tenant):
-                    list(Workflow.objects.order_by("-id")[:20])
-                self.reads += 1
-                time.sleep(0.002)
-        except Exception as exc:  # noqa: BLE001 - reported by the test
-            self.errors.append(f"read: {exc!r}")
-        finally:
-            connections.close_all()
 
 
 def _seed(tenant: Tenant) -> None:
@@ -131,11 +51,6 @@ def _check(load: Load, *, schema: str) -> None:
         )
         assert seen == load.expected
         assert Workflow.objects.filter(name__startswith="seed ").count() == SEED_WORKFLOWS
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else 0.0
 
 
 def test_a_move_under_load_keeps_every_acknowledged_write_once():
@@ -173,8 +88,8 @@ def test_a_move_under_load_keeps_every_acknowledged_write_once():
                 f"freeze {stats['freeze_ms']} ms (lock {stats['freeze_locked_ms']} ms), "
                 f"moving tenant's writes refused {loads[0].refused} times, acknowledged "
                 f"{len(loads[0].write_seconds)}; other tenant's writes p50 "
-                f"{_percentile(loads[1].write_seconds, 0.5):.1f} ms p99 "
-                f"{_percentile(loads[1].write_seconds, 0.99):.1f} ms, refused "
+                f"{percentile(loads[1].write_seconds, 0.5) * 1000:.1f} ms p99 "
+                f"{percentile(loads[1].write_seconds, 0.99) * 1000:.1f} ms, refused "
                 f"{loads[1].refused}; seconds per step {stats['seconds']}"
             )
             assert loads[1].refused == 0  # the freeze is the moving tenant's only
