@@ -48,6 +48,14 @@ def signed_fields(*fields: object) -> str:
     return sign(SEPARATOR.join(parts))
 
 
+def tenant_label(tenant_id: int) -> str:
+    """What PostgreSQL shows of a tenant in `application_name` (tenants.db.backend): 12 hex
+    digits of a MAC of its id. An operator gets it from `tenants show`; SQL run as the runtime
+    role, which sees every application session's `application_name`, learns from it that some
+    tenant is busy, not which (a slug or an id would name it)."""
+    return signed_fields("label", tenant_id)[:12]
+
+
 @dataclass(frozen=True, slots=True)
 class DatabaseScope:
     """What one transaction may see: a tenant ('t'), global rows ('g'), a break-glass grant ('b')."""

@@ -35,7 +35,7 @@ from psycopg._preparing import Prepare
 
 from tenants.actor import current_actor
 from tenants.context import current_tenant_or_none, database_scope
-from tenants.db.signing import DatabaseScope, scope_value
+from tenants.db.signing import DatabaseScope, scope_value, tenant_label
 from tenants.db.timeouts import timeout_for
 from tenants.db.wall import SCOPE_SETTING
 from tenants.placement.paths import (
@@ -70,16 +70,17 @@ _PREFIX_WITH_TIMEOUT = _PREFIX + ", set_config('statement_timeout', %s, true)"
 
 def statement_label() -> str:
     """Who runs the transaction, as PostgreSQL shows it (`application_name`: pg_stat_activity,
-    `%a` in log_line_prefix): the tenant's slug and the request or command id, identifiers
+    `%a` in log_line_prefix): the tenant's label (`tenants show`; not its slug, which every
+    session of the runtime role could read there) and the request or command id, identifiers
     only (the request id is the client's X-Request-ID), within the 63 bytes PostgreSQL keeps.
 
     A setting of the transaction rather than a comment in the SQL: the statement's text stays
     the same from request to request, so PostgreSQL can keep it prepared.
     """
     tenant = current_tenant_or_none()
-    slug = _UNSAFE_LABEL.sub("_", tenant.slug)[:24] if tenant is not None else "-"
+    label = tenant_label(tenant.pk) if tenant is not None else "-"
     request = _UNSAFE_LABEL.sub("_", current_actor().request_id)[:32] or "-"
-    return f"t={slug} r={request}"
+    return f"t={label} r={request}"
 
 
 class WallCursor(postgresql.CursorMixin, Cursor):
