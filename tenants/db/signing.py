@@ -52,8 +52,14 @@ def tenant_label(tenant_id: int) -> str:
     """What PostgreSQL shows of a tenant in `application_name` (tenants.db.backend): 12 hex
     digits of a MAC of its id. An operator gets it from `tenants show`; SQL run as the runtime
     role, which sees every application session's `application_name`, learns from it that some
-    tenant is busy, not which (a slug or an id would name it)."""
-    return signed_fields("label", tenant_id)[:12]
+    tenant is busy, not which (a slug or an id would name it). Computed once per tenant and
+    process: it goes out with every transaction."""
+    label = _LABELS.get(tenant_id)
+    if label is None:
+        if len(_LABELS) > 10_000:
+            _LABELS.clear()
+        label = _LABELS[tenant_id] = signed_fields("label", tenant_id)[:12]
+    return label
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +80,7 @@ def scope_value(
 
 
 _KEY: bytes | None = None
+_LABELS: dict[int, str] = {}
 
 
 def _key() -> bytes:
@@ -87,3 +94,4 @@ def reset_key_cache() -> None:
     """Forget the derived key (tests that change SECRET_KEY or AMEIDE_SCOPE_KEY)."""
     global _KEY
     _KEY = None
+    _LABELS.clear()
