@@ -15,6 +15,7 @@ from tenants.context import tenant_context
 from tenants.lifecycle.exporting import tenant_export
 from tenants.models import AuditEvent, Placement, Tenant
 from tests import dedicated
+from tests.placement.move_support import MOVE_SCHEMAS, clean_up
 from tests.tenants.another_database import in_database
 from tests.tenants.cli_support import content, refused, tenants
 from workflows.models import Workflow, WorkflowRun
@@ -30,6 +31,12 @@ IN_A_SCHEMA = pytest.mark.parametrize("placements", [SCHEMA], indirect=True, ids
 IN_A_DATABASE = pytest.mark.parametrize(
     "placements", DATABASES, indirect=True, ids=[dedicated.NEAR, dedicated.FAR]
 )
+
+
+@pytest.fixture
+def moving():
+    yield
+    clean_up()
 
 
 def export(slug: str, path) -> dict:
@@ -78,10 +85,11 @@ def test_export_reads_the_rows_where_they_are(populated, tmp_path):
     assert exported["users"] == 2
 
 
+@COMMITTED
 @IN_A_SCHEMA
-def test_a_schema_tenant_round_trip_keeps_ids_and_history(alpha_with_history, tmp_path):
-    """Export, purge, import: the tenant comes back in the shared tables (`tenants move` then
-    places it), with its ids, rows and history."""
+def test_a_schema_tenant_round_trip_keeps_ids_and_history(alpha_with_history, moving, tmp_path):
+    """Export, purge, import: the tenant comes back in the shared tables with its ids, rows
+    and history, and `tenants move` places it in a schema again, ids kept."""
     alpha = alpha_with_history["a"]
     assert alpha.placement == Placement.SCHEMA
     path = tmp_path / "alpha.zip"
@@ -97,6 +105,11 @@ def test_a_schema_tenant_round_trip_keeps_ids_and_history(alpha_with_history, tm
     assert ids_of(copy) == ids_before and content(copy) == before
     assert all(t["ids"] == "kept" for t in imported["tables"].values())
     assert history_of(copy, imported_from=exported["sha256"]) == history
+
+    tenants("move", "alpha", "--to", "schema", MOVE_SCHEMAS[0])
+    copy.refresh_from_db()
+    assert (copy.placement, copy.placement_name) == (Placement.SCHEMA, MOVE_SCHEMAS[0])
+    assert ids_of(copy) == ids_before and content(copy) == before
 
 
 @COMMITTED
