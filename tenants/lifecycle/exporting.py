@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from tenants.audit import record_event
 from tenants.context import tenant_context
-from tenants.exceptions import LifecycleError
+from tenants.exceptions import LifecycleError, PlacementUnavailable
 from tenants.lifecycle.archive import (
     FORMAT,
     MANIFEST,
@@ -91,7 +91,10 @@ def placed_snapshot(tenant: Tenant) -> Iterator[None]:
     every user a row of the earlier snapshot names is in the later one. A tenant in the shared
     tables or a dedicated schema is read on `default` alone (its schema by the search path
     of its transactions), in the one snapshot of `repeatable_read()`."""
-    alias = alias_of(tenant)
+    try:
+        alias = alias_of(tenant)
+    except PlacementUnavailable as exc:
+        raise LifecycleError(f"Cannot export: {exc}") from None
     if alias == DEFAULT_DB_ALIAS:
         yield
         return

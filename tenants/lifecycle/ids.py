@@ -51,14 +51,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connection, connections, models
+from django.db import DatabaseError, connection, connections, models
 
 from tenants.context import no_tenant, tenant_context, unscoped
 from tenants.db.sequences import Watermark, reserve_through
-from tenants.exceptions import ArchiveInvalid, IdsTaken, LifecycleError
+from tenants.exceptions import ArchiveInvalid, IdsTaken, LifecycleError, PlacementUnavailable
 from tenants.models import Tenant
 from tenants.placement.databases import database_tenants
-from tenants.placement.router import alias_of, is_placed
+from tenants.placement.router import alias_of, is_placed, placement_of_alias
 from tenants.placement.schemas import dedicated_schemas
 
 SHOWN = 20  # ids named in an error message
@@ -153,18 +153,40 @@ def reserve(spaces: list[IdSpace]) -> dict[str, Watermark | None]:
             # Dedicated schemas share the sequence just moved; a dedicated database has its
             # own, which would otherwise hand out a kept id to a tenant placed there.
             for alias in _placed_databases():
-                reserve_through(
-                    table=space.table, column=space.column, to=max(below, default=0), using=alias
-                )
+                with _in_dedicated_database(alias):
+                    reserve_through(
+                        table=space.table,
+                        column=space.column,
+                        to=max(below, default=0),
+                        using=alias,
+                    )
     return watermarks
 
 
 def _placed_databases() -> dict[str, list[Tenant]]:
-    """The dedicated databases tenants are placed in (their aliases), with those tenants."""
+    """The dedicated databases tenants are placed in (their aliases), with those tenants.
+
+    Fails closed: ids in a database this process cannot reach are not known to be free."""
     placed: dict[str, list[Tenant]] = {}
     for tenant in database_tenants():
-        placed.setdefault(alias_of(tenant), []).append(tenant)
+        try:
+            alias = alias_of(tenant)
+        except PlacementUnavailable as exc:
+            raise LifecycleError(f"Cannot check the archive's ids: {exc}") from None
+        placed.setdefault(alias, []).append(tenant)
     return placed
+
+
+@contextmanager
+def _in_dedicated_database(alias: str) -> Iterator[None]:
+    try:
+        yield
+    except DatabaseError as exc:
+        name = placement_of_alias(alias)
+        raise LifecycleError(
+            f"Cannot check the archive's ids in dedicated database {name!r}: "
+            f"{str(exc).strip()}. Nothing was imported."
+        ) from None
 
 
 @contextmanager
@@ -198,10 +220,11 @@ def _in_use(spaces: list[IdSpace]) -> dict[str, set[Any]]:
         if tenant_rows:
             placed = [s for s in group if is_placed(s.model)]
             for alias, tenants in _placed_databases().items():
-                for tenant in tenants:
-                    with tenant_context(tenant), connections[alias].cursor() as cursor:
-                        for space in placed:
-                            taken[space.label] |= _found(cursor, space)
+                with _in_dedicated_database(alias):
+                    for tenant in tenants:
+                        with tenant_context(tenant), connections[alias].cursor() as cursor:
+                            for space in placed:
+                                taken[space.label] |= _found(cursor, space)
     return taken
 
 

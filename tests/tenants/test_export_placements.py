@@ -207,3 +207,23 @@ def test_an_id_kept_in_the_shared_tables_is_not_handed_out_by_a_dedicated_databa
     assert imported["ids"]["workflows.workflow"] == {"kept": 2, "renumbered": {}}
     with tenant_context(alpha):
         assert Workflow.objects.create(name="After the import").pk > high
+
+
+def test_a_tenant_in_a_database_this_process_does_not_know_refuses_export_and_import(
+    populated, tmp_path
+):
+    """Fail closed: its rows cannot be read, and ids there cannot be known to be free."""
+    path = tmp_path / "bravo.zip"
+    export("bravo", path)
+    lost = Tenant.objects.create(
+        slug="lost", name="Lost", placement=Placement.DATABASE, placement_name="nowhere"
+    )
+    refused(
+        "export", "lost", "--output", str(tmp_path / "lost.zip"),
+        match="Cannot export: .*'nowhere'",
+    )  # fmt: skip
+    assert not (tmp_path / "lost.zip").exists()
+    refused("import", str(path), "--slug", "bravo-copy", match="Cannot check .*'nowhere'")
+    assert not Tenant.objects.filter(slug="bravo-copy").exists()
+    Tenant.objects.filter(pk=lost.pk).update(placement=Placement.SHARED, placement_name="")
+    import_(path, "--slug", "bravo-copy")
