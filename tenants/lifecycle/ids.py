@@ -138,6 +138,7 @@ def reserve(spaces: list[IdSpace]) -> dict[str, Watermark | None]:
     transaction, or as short transactions of its own in autocommit (what the command does, so
     that inserts of other tenants wait for no longer than the move of each sequence)."""
     watermarks: dict[str, Watermark | None] = {}
+    databases = _placed_databases()
     for space in spaces:
         if space.always_new or not space.ids:  # nothing to keep: no sequence to hold still
             continue
@@ -152,7 +153,7 @@ def reserve(spaces: list[IdSpace]) -> dict[str, Watermark | None]:
         if space.tenant_rows and is_placed(space.model):
             # Dedicated schemas share the sequence just moved; a dedicated database has its
             # own, which would otherwise hand out a kept id to a tenant placed there.
-            for alias in _placed_databases():
+            for alias in databases:
                 with _in_dedicated_database(alias):
                     reserve_through(
                         table=space.table,
