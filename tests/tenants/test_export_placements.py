@@ -11,6 +11,7 @@ import threading
 import pytest
 from django.db import connections
 
+from accounts.models import Membership
 from tenants.context import tenant_context
 from tenants.lifecycle.exporting import tenant_export
 from tenants.models import AuditEvent, Placement, Tenant
@@ -50,6 +51,7 @@ def import_(path, *args: str) -> dict:
 def ids_of(tenant: Tenant) -> dict:
     with tenant_context(tenant):
         return {
+            "memberships": sorted(Membership.objects.values_list("pk", flat=True)),
             "workflows": sorted(Workflow.objects.values_list("pk", flat=True)),
             "runs": sorted(WorkflowRun.objects.values_list("pk", "workflow_id")),
         }
