@@ -13,12 +13,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import psycopg
-from django.db import connections, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 
 from tenants.audit import record_event
 from tenants.context import tenant_context
-from tenants.exceptions import LifecycleError
+from tenants.exceptions import LifecycleError, PlacementUnavailable
 from tenants.lifecycle.archive import (
     FORMAT,
     MANIFEST,
@@ -39,6 +39,7 @@ from tenants.lifecycle.tables import (
     tenant_tables,
 )
 from tenants.models import Tenant
+from tenants.placement.router import alias_of
 
 CHUNK_ROWS = 2000
 
@@ -81,13 +82,38 @@ def repeatable_read(*, using: str = "default") -> Iterator[None]:
             raw.isolation_level = previous
 
 
+@contextmanager
+def placed_snapshot(tenant: Tenant) -> Iterator[None]:
+    """For a tenant in a dedicated database, a `repeatable_read` transaction there too, whose
+    snapshot is taken before `default`'s (the caller enters this one first).
+
+    Its rows there name users in `default` (a workflow's owner); users are never deleted, so
+    every user a row of the earlier snapshot names is in the later one. A tenant in the shared
+    tables or a dedicated schema is read on `default` alone (its schema by the search path
+    of its transactions), in the one snapshot of `repeatable_read()`."""
+    try:
+        alias = alias_of(tenant)
+    except PlacementUnavailable as exc:
+        raise LifecycleError(f"Cannot export: {exc}") from None
+    if alias == DEFAULT_DB_ALIAS:
+        yield
+        return
+    with repeatable_read(using=alias):
+        with tenant_context(tenant), connections[alias].cursor() as cursor:
+            cursor.execute("SELECT 1")  # the snapshot is taken by the first statement
+        yield
+
+
 def tenant_export(
     *, tenant: Tenant, output: Path, progress: Progress = no_progress
 ) -> ExportSummary:
     """Write `tenant`'s rows to a new archive at `output` (never overwritten) and audit it.
 
     Any status may be exported: suspend or soft-delete the tenant first for an archive that
-    no user can change while it is written. The file appears only once it is complete."""
+    no user can change while it is written. The file appears only once it is complete. The
+    rows are read where the tenant's placement keeps them (tenants.placement.router): the
+    archive does not depend on the placement, and an import creates the tenant in the shared
+    tables."""
     output = Path(output)
     if output.exists():
         raise LifecycleError(f"{output} already exists; choose another --output.")
@@ -105,7 +131,7 @@ def tenant_export(
         raise LifecycleError(f"Cannot write into {output.parent}: {exc}") from None
     moved = False
     try:
-        with repeatable_read():
+        with placed_snapshot(tenant), repeatable_read():
             with (
                 os.fdopen(handle, "wb") as raw,
                 zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as archive,

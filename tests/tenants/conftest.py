@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+from django.core.management import call_command
+from django.db import connections
 from django.utils import timezone
 
 from accounts.models import Membership, User
 from tenants.context import tenant_context
-from tests.tenants.cli_support import make_member
+from tenants.db import sequences
+from tests.tenants.another_database import close_all, in_database
+from tests.tenants.cli_support import make_member, tenants
 from workflows.models import Workflow, WorkflowRun
 
 
@@ -34,3 +40,45 @@ def populated(tenant_a, tenant_b):
     with tenant_context(tenant_b):
         Workflow.objects.create(name="Bravo only", owner=bob)
     return {"a": tenant_a, "b": tenant_b}
+
+
+# --- a second database on the same server (imports into another database) ----------------
+
+
+@pytest.fixture(scope="session")
+def target_database(django_db_setup, django_db_blocker) -> Iterator[str]:
+    """Another database on the same server, created empty and migrated as a new install's
+    would be (not copied from the test database: a copy needs that one idle)."""
+    name = f"{connections['default'].settings_dict['NAME']}_target"
+    quote = connections["owner"].ops.quote_name
+    with django_db_blocker.unblock():
+        close_all()
+        with connections["owner"]._nodb_cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {quote(name)} WITH (FORCE)")
+            cursor.execute(f"CREATE DATABASE {quote(name)}")
+        with in_database(name):
+            call_command("migrate", interactive=False, verbosity=0)
+    yield name
+    with django_db_blocker.unblock():
+        close_all()
+        with connections["owner"]._nodb_cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {quote(name)} WITH (FORCE)")
+
+
+@pytest.fixture
+def target(target_database) -> Iterator[str]:
+    """The other database, emptied with its sequences restarted (a new server's state)."""
+    with in_database(target_database):
+        call_command("flush", interactive=False, verbosity=0)
+    yield target_database
+    with in_database(target_database):
+        call_command("flush", interactive=False, verbosity=0)
+    sequences.forget()
+
+
+@pytest.fixture
+def alpha_with_history(populated):
+    """alpha (tenants/conftest.py) with audit history of its own."""
+    tenants("suspend", "alpha", "--reason", "unpaid invoice ✓")
+    tenants("activate", "alpha")
+    return populated

@@ -10,13 +10,10 @@ import json
 import threading
 import time
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
 from django.db import DatabaseError, connection, connections, transaction
 
 from accounts.models import Membership, User
@@ -29,13 +26,13 @@ from tenants.lifecycle.archive import manifest_digest
 from tenants.lifecycle.tables import canonical_line
 from tenants.models import AuditEvent, Tenant
 from tests.rls.support import owner_execute, plain_connection
+from tests.tenants.another_database import in_database
 from tests.tenants.cli_support import content, database_state, refused, tenants
 from workflows.models import Workflow, WorkflowRun
 
 FIXTURES = Path(__file__).parent / "fixtures"
 V1_ARCHIVE = FIXTURES / "archive-v1.zip"  # written by the export of format version 1
 COMMITTED = pytest.mark.django_db(transaction=True, databases=["default", "owner"])
-ALIASES = ("default", "owner")
 
 
 def export(slug: str, path) -> dict:
@@ -63,68 +60,6 @@ def history_of(tenant: Tenant) -> list[tuple]:
             ),
             key=repr,
         )
-
-
-# --- a second database on the same server ---------------------------------------------------
-
-
-def _close_all() -> None:
-    for alias in ALIASES:
-        connections[alias].close()
-
-
-@contextmanager
-def in_database(name: str) -> Iterator[None]:
-    """Run the block against database `name` (the runtime and owner aliases both)."""
-    saved = {alias: connections[alias].settings_dict["NAME"] for alias in ALIASES}
-    _close_all()
-    for alias in ALIASES:
-        connections[alias].settings_dict["NAME"] = name
-    try:
-        yield
-    finally:
-        _close_all()
-        for alias, value in saved.items():
-            connections[alias].settings_dict["NAME"] = value
-
-
-@pytest.fixture(scope="session")
-def target_database(django_db_setup, django_db_blocker) -> Iterator[str]:
-    """Another database on the same server, created empty and migrated as a new install's
-    would be (not copied from the test database: a copy needs that one idle)."""
-    name = f"{connections['default'].settings_dict['NAME']}_target"
-    quote = connections["owner"].ops.quote_name
-    with django_db_blocker.unblock():
-        _close_all()
-        with connections["owner"]._nodb_cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS {quote(name)} WITH (FORCE)")
-            cursor.execute(f"CREATE DATABASE {quote(name)}")
-        with in_database(name):
-            call_command("migrate", interactive=False, verbosity=0)
-    yield name
-    with django_db_blocker.unblock():
-        _close_all()
-        with connections["owner"]._nodb_cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS {quote(name)} WITH (FORCE)")
-
-
-@pytest.fixture
-def target(target_database) -> Iterator[str]:
-    """The other database, emptied with its sequences restarted (a new server's state)."""
-    with in_database(target_database):
-        call_command("flush", interactive=False, verbosity=0)
-    yield target_database
-    with in_database(target_database):
-        call_command("flush", interactive=False, verbosity=0)
-    sequences.forget()
-
-
-@pytest.fixture
-def alpha_with_history(populated):
-    """alpha (tenants/conftest.py) with audit history of its own."""
-    tenants("suspend", "alpha", "--reason", "unpaid invoice ✓")
-    tenants("activate", "alpha")
-    return populated
 
 
 # --- another database -----------------------------------------------------------------------
