@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from django.db import connection, models, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
 
 from tenants.audit import record_event
 from tenants.context import no_tenant, tenant_context
@@ -12,6 +12,7 @@ from tenants.exceptions import LifecycleError
 from tenants.lifecycle.progress import Progress, no_progress
 from tenants.lifecycle.tables import tenant_tables
 from tenants.models import Tenant, TenantModel
+from tenants.placement.router import alias_of, is_placed
 
 
 @dataclass(frozen=True)
@@ -32,28 +33,29 @@ def tenant_purge(*, tenant: Tenant, progress: Progress = no_progress) -> PurgeSu
     Irreversible, so only a tenant already soft-deleted (`tenants delete`) may be purged: its
     users are locked out before its rows go. One transaction: the deletes and the audit record
     (per-table counts; the audit table keeps no key to the tenant, so the record survives)
-    commit together or not at all. Users are global and stay; their home tenant is cleared.
+    commit together or not at all; for a tenant in a dedicated database, one more before it
+    there. Users are global and stay; their home tenant is cleared.
     """
-    with transaction.atomic():
-        locked = Tenant.objects.select_for_update().filter(pk=tenant.pk).first()
-        if locked is None:
-            raise LifecycleError(f"Tenant {tenant.slug!r} no longer exists.")
-        if locked.status != Tenant.Status.DELETED:
-            raise LifecycleError(
-                f"Tenant {locked.slug!r} is {locked.status}; soft-delete it first "
-                f"(`tenants delete {locked.slug}`), then purge."
+    tables = list(reversed(tenant_tables()))
+    # A tenant in a dedicated database (tenants.placement) has its placed rows there: they are
+    # deleted first, in that database's own transaction (no transaction spans two databases).
+    # Should the rest fail after it, the tenant stays soft-deleted and a second purge finishes.
+    found = _purgeable(Tenant.objects.filter(pk=tenant.pk).first(), tenant)
+    placed_alias = alias_of(found)
+    counts: dict[str, int] = {}
+    if placed_alias != DEFAULT_DB_ALIAS:
+        placed = [table for table in tables if is_placed(table.model)]
+        tables = [table for table in tables if not is_placed(table.model)]
+        with transaction.atomic(using=placed_alias):
+            counts.update(
+                _delete_rows(tenant=found, tables=placed, using=placed_alias, progress=progress)
             )
-        counts: dict[str, int] = {}
+    with transaction.atomic():
+        locked = _purgeable(Tenant.objects.select_for_update().filter(pk=tenant.pk).first(), tenant)
+        counts.update(
+            _delete_rows(tenant=locked, tables=tables, using=DEFAULT_DB_ALIAS, progress=progress)
+        )
         quote = connection.ops.quote_name
-        tables = list(reversed(tenant_tables()))
-        with tenant_context(locked), connection.cursor() as cursor:
-            for table in progress(tables, total=len(tables), desc=f"purge {locked.slug}"):
-                # RLS admits only this tenant's rows; the predicate says the same for readers.
-                tenant_column = quote(table.model._meta.get_field("tenant").column)
-                cursor.execute(
-                    f"DELETE FROM {quote(table.db_table)} WHERE {tenant_column} = %s", [locked.pk]
-                )
-                counts[table.label] = cursor.rowcount
         # Global rows that point at the tenant (users' home tenant, provider bindings) and the
         # tenant row itself are global work: done in the global scope, where PostgreSQL shows
         # them, following each key's on_delete rule.
@@ -82,6 +84,33 @@ def tenant_purge(*, tenant: Tenant, progress: Progress = no_progress) -> PurgeSu
         cascaded=cascaded,
         audit_event_id=event.pk,
     )
+
+
+def _purgeable(found: Tenant | None, tenant: Tenant) -> Tenant:
+    """`found` (the tenant read again), if it may be purged."""
+    if found is None:
+        raise LifecycleError(f"Tenant {tenant.slug!r} no longer exists.")
+    if found.status != Tenant.Status.DELETED:
+        raise LifecycleError(
+            f"Tenant {found.slug!r} is {found.status}; soft-delete it first "
+            f"(`tenants delete {found.slug}`), then purge."
+        )
+    return found
+
+
+def _delete_rows(*, tenant: Tenant, tables: list, using: str, progress: Progress) -> dict[str, int]:
+    """Delete the tenant's rows of `tables` (children first) on `using`; rows per table."""
+    counts: dict[str, int] = {}
+    quote = connections[using].ops.quote_name
+    with tenant_context(tenant), connections[using].cursor() as cursor:
+        for table in progress(tables, total=len(tables), desc=f"purge {tenant.slug}"):
+            # RLS admits only this tenant's rows; the predicate says the same for readers.
+            tenant_column = quote(table.model._meta.get_field("tenant").column)
+            cursor.execute(
+                f"DELETE FROM {quote(table.db_table)} WHERE {tenant_column} = %s", [tenant.pk]
+            )
+            counts[table.label] = cursor.rowcount
+    return counts
 
 
 def _release_global_rows(tenant: Tenant) -> dict[str, int]:

@@ -15,6 +15,7 @@ from accounts.models import Membership
 from tenants.context import tenant_context
 from tenants.lifecycle.exporting import tenant_export
 from tenants.models import AuditEvent, Placement, Tenant
+from tenants.placement.router import alias_of
 from tests import dedicated
 from tests.placement.move_support import MOVE_SCHEMAS, clean_up
 from tests.tenants.another_database import in_database
@@ -229,3 +230,24 @@ def test_a_tenant_in_a_database_this_process_does_not_know_refuses_export_and_im
     assert not Tenant.objects.filter(slug="bravo-copy").exists()
     Tenant.objects.filter(pk=lost.pk).update(placement=Placement.SHARED, placement_name="")
     import_(path, "--slug", "bravo-copy")
+
+
+@IN_A_DATABASE
+def test_purge_deletes_the_rows_in_the_tenants_database(populated):
+    """A dedicated database holds the tenant's workflows and runs: the purge deletes them
+    there, not only what `default` holds (memberships), before the tenant row goes."""
+    alpha, bravo = populated["a"], populated["b"]
+    alias = alias_of(alpha)
+    assert alias != "default" and placed_rows(alpha) == 3
+    tenants("delete", "alpha", "--reason", "customer left")
+    summary = json.loads(tenants("purge", "alpha", "--yes", "--json")[0])
+    assert summary["tables"]["workflows.workflow"] == 3
+    assert summary["tables"]["workflows.workflowrun"] == 3
+    assert not Tenant.objects.filter(pk=alpha.pk).exists()
+    # The stale object still signs alpha's scope, so RLS would show its rows if any were left.
+    with tenant_context(alpha), connections[alias].cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM workflows_workflow")
+        assert cursor.fetchone()[0] == 0
+        cursor.execute("SELECT count(*) FROM workflows_workflowrun")
+        assert cursor.fetchone()[0] == 0
+    assert placed_rows(bravo) == 1  # another tenant's rows stay
