@@ -111,13 +111,18 @@ def migrate_all(*, stdout, verbosity: int = 1) -> None:
     for number, name in enumerate(all_names, start=1):
         stream.write(f"Dedicated database {name} ({number}/{len(all_names)}):\n")
         with owner_alias(name) as alias:
-            call_command(
-                DjangoMigrate(),
-                database=alias,
-                interactive=False,
-                verbosity=verbosity,
-                stdout=stream,
-            )
+            migrate_one(alias, stdout=stream, verbosity=verbosity)
+
+
+def migrate_one(alias: str, *, stdout, verbosity: int = 1) -> None:
+    """One dedicated database (its owner alias) to the code's migrations, as Django's migrate."""
+    call_command(
+        DjangoMigrate(),
+        database=alias,
+        interactive=False,
+        verbosity=verbosity,
+        stdout=stdout,
+    )
 
 
 def lag_of(alias: str) -> list[str]:
