@@ -4,6 +4,10 @@ placement (the dedicated databases too), and the clean-up of what a move leaves 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
 from django.db import connection, connections
 
 from tenants.context import tenant_context, unscoped
@@ -51,14 +55,21 @@ def placed_rows(tenant_id: int) -> dict[str, dict[str, list[tuple]]]:
     return found
 
 
-def _owner(name: str):
-    return connections[f"{dedicated.dedicated_alias(name)}_owner"]
+@contextmanager
+def _owner(name: str) -> Iterator[psycopg.Connection]:
+    """A plain connection as the owner of dedicated database `name` (outside the test's
+    databases, as owner_execute is for `default`)."""
+    params = connections[f"{dedicated.dedicated_alias(name)}_owner"].get_connection_params()
+    for key in ("cursor_factory", "context", "prepare_threshold"):
+        params.pop(key, None)
+    with psycopg.connect(**params, autocommit=True) as conn:
+        yield conn
 
 
 def _database_rows(name: str, tenant_id: int) -> dict[str, list[tuple]]:
     """The tenant's rows in dedicated database `name`, read as its owner (a superuser here)."""
     found = {}
-    with _owner(name).cursor() as c:
+    with _owner(name) as conn, conn.cursor() as c:
         for table, columns in (
             ("workflows_workflow", "id, name, definition::text"),
             ("workflows_workflowrun", "id, workflow_id, input::text"),
@@ -77,7 +88,7 @@ def _in_databases(sql: str) -> list[tuple]:
     """One statement as the owner of each dedicated database; the rows of all."""
     rows = []
     for name in (dedicated.NEAR, dedicated.FAR) if dedicated.ENABLED else ():
-        with _owner(name).cursor() as c:
+        with _owner(name) as conn, conn.cursor() as c:
             c.execute(sql)
             rows += (
                 [(f"{name}:{row[0]}", *row[1:]) for row in c.fetchall()] if c.description else []
@@ -121,7 +132,7 @@ def private_rows() -> tuple[int, int]:
     )
     changed, frozen = changes[0][0], freezes[0][0]
     for name in (dedicated.NEAR, dedicated.FAR) if dedicated.ENABLED else ():
-        with _owner(name).cursor() as c:
+        with _owner(name) as conn, conn.cursor() as c:
             c.execute("SELECT to_regclass('ameide_private.placement_change') IS NOT NULL")
             if c.fetchone()[0]:
                 c.execute(
@@ -136,7 +147,7 @@ def private_rows() -> tuple[int, int]:
 def clean_up() -> None:
     for schema in MOVE_SCHEMAS:
         owner_execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-    for table, name in triggers():
+    for table, name in owner_execute(TRIGGERS_SQL):
         owner_execute(f"DROP TRIGGER IF EXISTS {name} ON {table}")
     owner_execute(
         "DO $$ BEGIN IF to_regclass('ameide_private.placement_change') IS NOT NULL THEN "
@@ -144,7 +155,7 @@ def clean_up() -> None:
         "END IF; END $$"
     )
     for name in (dedicated.NEAR, dedicated.FAR) if dedicated.ENABLED else ():
-        with _owner(name).cursor() as c:
+        with _owner(name) as conn, conn.cursor() as c:
             c.execute(TRIGGERS_SQL)
             for table, trigger in c.fetchall():
                 c.execute(f"DROP TRIGGER IF EXISTS {trigger} ON {table}")
