@@ -228,3 +228,15 @@ def test_refusals_and_dry_run(two):
     assert f"would move acme from shared to {FAR}" in out
     assert "workflows_workflow 6" in out and "accounts_membership" not in out
     assert not PlacementMove.objects.exists() and triggers() == []
+
+
+def test_from_one_dedicated_database_to_another(two):
+    acme, _ = two
+    before = app_rows(acme)
+    tenants("move", "acme", "--to", "database", dedicated.NEAR)
+    assert placed_rows(acme.pk).keys() == {f"database:{dedicated.NEAR}"}
+    out = json.loads(tenants("move", "acme", "--to", "database", dedicated.FAR, "--json")[0])
+    assert out["stats"]["copied"] == {"workflows_workflow": 6, "workflows_workflowrun": 18}
+    assert placed_rows(acme.pk).keys() == {FAR}
+    assert app_rows(acme) == before
+    assert triggers() == [] and private_rows() == (0, 0)
