@@ -397,7 +397,6 @@ class _Mover:
         # Ids kept their values: the target's sequences must not hand them out again.
         self.move.stats["sequences"] = {
             leg.table.db_table: advance_sequence(
-                side=leg.target,
                 table=leg.table,
                 owner=self.owner_of(leg.target.alias),
                 past=target[leg.table.db_table][2],

@@ -51,9 +51,6 @@ class Side:
     def table(self, table: TenantTable) -> str:
         return f'"{self.schema}"."{table.db_table}"'
 
-    def __str__(self) -> str:
-        return self.schema if self.home else f"{self.alias}.{self.schema}"
-
 
 @dataclass(frozen=True)
 class Leg:
@@ -315,11 +312,11 @@ def _sides(legs: list[Leg], which: str) -> list[Side]:
     return list(dict.fromkeys(getattr(leg, which) for leg in legs))
 
 
-def advance_sequence(*, side: Side, table: TenantTable, owner: str, past: int) -> int | None:
-    """Make the id sequence that serves `table` on `side` hand out ids above `past` (never
-    backwards); returns its last value, or None when the id has no sequence. A dedicated
-    schema's ids come from the shared table's sequence (tenants.placement.schemas), so the
-    sequence is always the home schema's table's, in the side's database; as its owner."""
+def advance_sequence(*, table: TenantTable, owner: str, past: int) -> int | None:
+    """Make the id sequence that serves `table` in the database of `owner` (an owner's alias)
+    hand out ids above `past` (never backwards); returns its last value, or None when the id
+    has no sequence. A dedicated schema's ids come from the shared table's sequence
+    (tenants.placement.schemas), so it is always the home schema's table's sequence."""
     with connections[owner].cursor() as cursor:
         cursor.execute(
             "SELECT pg_get_serial_sequence(%s, %s)",
