@@ -61,6 +61,17 @@ def _memberships(tenant: Tenant) -> list[tuple]:
     return found
 
 
+def _unpinned_private_functions(owner: str) -> list[str]:
+    """What `tenants check` (tenants.db.catalog) refuses in the private schema."""
+    with connections[owner].cursor() as c:
+        c.execute(
+            "SELECT p.proname FROM pg_proc p WHERE p.pronamespace = 'ameide_private'::regnamespace "
+            "AND NOT (p.prosecdef AND coalesce(p.proconfig, '{}') "
+            "@> ARRAY['search_path=pg_catalog, pg_temp'])"
+        )
+        return [name for (name,) in c.fetchall()]
+
+
 def _actions(tenant: Tenant) -> list[str]:
     return list(
         AuditEvent.objects.filter(tenant_id_value=tenant.pk, action__startswith="tenant.move.")
@@ -106,6 +117,10 @@ def test_shared_to_the_other_server_and_back_keeps_ids_rows_and_checksums(two):
         ("database", "shared", "done"),
     ]
     assert _actions(acme) == [f"tenant.move.{s}" for s in STEPS] * 2
+    # The capture's functions pass `tenants check`'s rule for the private schema, in both
+    # databases that held a source.
+    for owner in ("owner", f"{dedicated.ALIASES[1]}_owner"):
+        assert _unpinned_private_functions(owner) == []
     # Each side's checksum was computed by its own server; there and back they are the
     # same for the rows both moves carried (the second move carried one workflow more).
     there, back = moves[0].stats["verified"], moves[1].stats["verified"]
