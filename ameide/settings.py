@@ -303,6 +303,10 @@ OIDC_PROVIDER_CACHE_SECONDS = env.float("OIDC_PROVIDER_CACHE_SECONDS", default=3
 # signal whenever memberships, users, tenants or providers change; 0 switches it off.
 ADMISSION_CACHE_SECONDS = env.float("ADMISSION_CACHE_SECONDS", default=300.0)
 ADMISSION_CACHE_ENTRIES = env.int("ADMISSION_CACHE_ENTRIES", default=10_000)
+# After a move to or from a dedicated database switches, its source stays frozen this long
+# (tenants.placement.moving): a process may still route the tenant by the Tenant row it loaded
+# before the switch for as long as a request (GUNICORN_TIMEOUT) or a worker's run lasts.
+TENANCY_MOVE_STALE_SECONDS = env.float("TENANCY_MOVE_STALE_SECONDS", default=60.0)
 # The listener needs a session of its own: a direct address when DATABASE_URL is a
 # transaction-mode pooler (default: the runtime role's DATABASE_URL).
 ADMISSION_LISTEN_URL = env.str("ADMISSION_LISTEN_URL", default="")

@@ -13,9 +13,10 @@ figures); per window: the other tenants' write and read latency p50 and p99, cou
 operations that started between the move record's start and end (the quiet window's bounds).
 
 The target is a parameter (MovePlan.target_kind, target_name): MOVE_TARGETS lists what the
-engine moves to. A dedicated database (`database`, NAME) is not among them yet
-(docs/placement.md); once it is, the plan names it with the environment that configures it
-(MovePlan.command_env, e.g. bench.placed.database_env for `near`).
+pair moves to. `tenants move` moves to a dedicated database too (docs/placement.md), but not
+this pair yet: its load runs in this process, which would need the database configured here
+(bench.placed.database_env) and a Tenant row read per operation (bench.orm_load's
+per_request), as the move tests do; the command would get MovePlan.command_env.
 """
 
 from __future__ import annotations
@@ -185,7 +186,7 @@ def compare(*, plan: MovePlan) -> list[Row | Check]:
     if plan.target_kind not in MOVE_TARGETS:
         raise ValueError(
             f"pair 11 moves to {' or '.join(MOVE_TARGETS)}, not {plan.target_kind!r} "
-            "(tenants move does not move to it yet)"
+            "(see this module's docstring)"
         )
     if plan.rounds < 3:
         raise ValueError("pair 11 needs at least 3 rounds")

@@ -43,8 +43,8 @@ def tenant_create(
         raise TenantInputError("The external id must be non-empty and unpadded.")
     if placement not in (Placement.SHARED, Placement.SCHEMA):
         raise TenantInputError(
-            f"Placement {placement!r} is not created here: use shared or schema "
-            "(a dedicated database: docs/placement.md)."
+            f"Placement {placement!r} is not created here: use shared or schema, then "
+            "`tenants move SLUG --to database NAME` (docs/placement.md)."
         )
     if schema and placement != Placement.SCHEMA:
         raise TenantInputError("--schema goes with --placement schema.")

@@ -88,6 +88,11 @@ def pytest_configure(config):
     register_owner_alias()
     dedicated.register_owner_aliases()
     settings.ADMISSION_CACHE_SECONDS = 0
+    # A move to or from a dedicated database keeps its source frozen this long after the
+    # switch (tenants.placement.moving); the tests hold a stale Tenant row explicitly instead
+    # of waiting a minute. Children (manage.py) read it from the environment.
+    os.environ.setdefault("TENANCY_MOVE_STALE_SECONDS", "0.2")
+    settings.TENANCY_MOVE_STALE_SECONDS = float(os.environ["TENANCY_MOVE_STALE_SECONDS"])
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""The `move` subcommand of `manage.py tenants` (shared <-> schema); the work is in
+"""The `move` subcommand of `manage.py tenants` (shared, schema, database); the work is in
 tenants.placement.moving."""
 
 from __future__ import annotations
@@ -17,13 +17,15 @@ from tenants.placement.moving import STEPS, move_rollback, tenant_move
 
 MOVE_HELP = """\
 Move a tenant's rows to another placement while it keeps working (docs/placement.md, "Moving
-a tenant"): `--to shared` or `--to schema NAME`. Steps, each recorded and audited: plan,
-prepare (the target provisioned), capture (triggers log the tenant's changed rows), copy,
-catchup, freeze (the tenant's writes answer 503 with Retry-After; its reads and every other
-tenant go on), final, verify (row counts and checksums per table), switch, cleanup (the
-source rows deleted), done. Killed at any point, run it again: it continues where it stopped.
-`--rollback` abandons an unfinished move before its switch. Runs with the owner's connection.
-`--to database NAME` is not built yet.
+a tenant"): `--to shared`, `--to schema NAME` or `--to database NAME` (a name of
+AMEIDE_DATABASES, on this server or another), from any of them. Steps, each recorded and
+audited: plan, prepare (the target provisioned or migrated), capture (triggers log the
+tenant's changed rows), copy, catchup, freeze (the tenant's writes answer 503 with
+Retry-After; its reads and every other tenant go on), final, verify (row counts and checksums
+per table, on each side), switch, cleanup (the source rows deleted; to or from a dedicated
+database after TENANCY_MOVE_STALE_SECONDS), done. Ids keep their values. Killed at any point,
+run it again: it continues where it stopped. `--rollback` abandons an unfinished move before
+its switch. Runs with the owners' connections (AMEIDE_DATABASES_OWNER for dedicated ones).
 """
 
 # Tests only: the process kills itself (SIGKILL) right after recording this step, as `kill -9`.
@@ -48,7 +50,8 @@ class PlacementSubcommands:
     def add_placement_parsers(self, sub, *, formatter_class) -> None:
         move = sub.add_parser(
             "move",
-            help="Move a tenant online: --to shared | schema NAME (also --status, --rollback).",
+            help="Move a tenant online: --to shared | schema NAME | database NAME "
+            "(also --status, --rollback).",
             description=f"{MOVE_HELP}\n{NODE_MOVE_HELP}",
             formatter_class=formatter_class,
         )
@@ -57,7 +60,7 @@ class PlacementSubcommands:
             "--to",
             nargs="+",
             metavar="DEST",
-            help="shared | schema NAME | node HOST:PORT (Citus)",
+            help="shared | schema NAME | database NAME | node HOST:PORT (Citus)",
         )
         move.add_argument(
             "--transfer-mode",
@@ -109,7 +112,7 @@ class PlacementSubcommands:
             self._emit(summary.as_dict(), as_json=json, text=text)
             return
         if not to or len(to) > 2:
-            raise LifecycleError("--to shared | --to schema NAME")
+            raise LifecycleError("--to shared | --to schema NAME | --to database NAME")
         kind, name = to[0], (to[1] if len(to) == 2 else "")
         if kind == "node":
             # Citus's own move (tenants.citus.isolate): the same command, another kind.

@@ -52,8 +52,10 @@ OBJECTS_SQL = [
           since timestamptz NOT NULL DEFAULT clock_timestamp(),
           PRIMARY KEY (tenant_id, schema_name))""",
     f"REVOKE ALL ON {PRIVATE}.placement_change, {PRIVATE}.placement_freeze FROM PUBLIC",
+    # SECURITY DEFINER as every function of the private schema (`tenants check` holds them to
+    # it); it only hashes its argument.
     f"""CREATE OR REPLACE FUNCTION {PRIVATE}.placement_lock_key(t bigint) RETURNS bigint
-          LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS
+          LANGUAGE sql IMMUTABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS
           $$ SELECT hashtextextended('ameide.placement:' || t::text, 0) $$""",
     # TG_ARGV: the tenant's id, the table's primary-key column. Runs only for the moving
     # tenant's rows (the triggers' WHEN).

@@ -32,7 +32,7 @@ from ameide.database import dedicated_alias, dedicated_owner_settings
 from tenants.context import no_tenant, tenant_context
 from tenants.db.roles import ensure_database, ensure_roles
 from tenants.exceptions import CrossDatabaseKeyInvalid
-from tenants.models import Placement, Tenant
+from tenants.models import Placement, PlacementMove, Tenant
 from tenants.placement.router import is_placed, placement_of_alias
 
 
@@ -111,13 +111,18 @@ def migrate_all(*, stdout, verbosity: int = 1) -> None:
     for number, name in enumerate(all_names, start=1):
         stream.write(f"Dedicated database {name} ({number}/{len(all_names)}):\n")
         with owner_alias(name) as alias:
-            call_command(
-                DjangoMigrate(),
-                database=alias,
-                interactive=False,
-                verbosity=verbosity,
-                stdout=stream,
-            )
+            migrate_one(alias, stdout=stream, verbosity=verbosity)
+
+
+def migrate_one(alias: str, *, stdout, verbosity: int = 1) -> None:
+    """One dedicated database (its owner alias) to the code's migrations, as Django's migrate."""
+    call_command(
+        DjangoMigrate(),
+        database=alias,
+        interactive=False,
+        verbosity=verbosity,
+        stdout=stdout,
+    )
 
 
 def lag_of(alias: str) -> list[str]:
@@ -219,12 +224,28 @@ def connect_signals() -> None:
             )
 
 
+def moving_tenants() -> dict[int, set[str]]:
+    """Tenants with an unfinished move: the dedicated databases it reads or writes. Their
+    rows are on both sides until its clean-up (`tenants check` reports the move itself)."""
+    with no_tenant():
+        moves = list(PlacementMove.objects.filter(finished_at__isnull=True))
+    return {
+        m.tenant_id: {
+            name
+            for kind, name in ((m.source_kind, m.source_name), (m.target_kind, m.target_name))
+            if kind == Placement.DATABASE
+        }
+        for m in moves
+    }
+
+
 def findings(*, using_owner: bool) -> tuple[list[str], list[str]]:
     """`tenants check`'s lines on placement: (failures, warnings)."""
     failures: list[str] = []
     warnings: list[str] = []
     known = set(names())
     tenants = database_tenants()
+    moving = moving_tenants()
     for tenant in tenants:
         if tenant.placement_name not in known:
             failures.append(
@@ -238,7 +259,14 @@ def findings(*, using_owner: bool) -> tuple[list[str], list[str]]:
                 with owner_alias(name) as owner:
                     lag = lag_of(owner)
                     failures.extend(_wall_findings(owner, name=name))
-                    failures.extend(_stray_rows(owner, name=name, tenants=tenants))
+                    failures.extend(
+                        _stray_rows(
+                            owner,
+                            name=name,
+                            tenants=tenants,
+                            moving={t for t, names in moving.items() if name in names},
+                        )
+                    )
             else:
                 lag = lag_of(alias)
                 failures.extend(_wall_findings(alias, name=name))
@@ -256,7 +284,7 @@ def findings(*, using_owner: bool) -> tuple[list[str], list[str]]:
             )
     for tenant in tenants:
         if tenant.placement_name in known:
-            failures.extend(_tenant_findings(tenant))
+            failures.extend(_tenant_findings(tenant, moving=tenant.pk in moving))
     return failures, warnings
 
 
@@ -287,9 +315,10 @@ def _wall_findings(alias: str, *, name: str) -> list[str]:
     return lines
 
 
-def _stray_rows(owner: str, *, name: str, tenants: list[Tenant]) -> list[str]:
-    """Rows in dedicated database `name` of tenants not placed there (read as its owner)."""
-    placed_here = {t.pk for t in tenants if t.placement_name == name}
+def _stray_rows(owner: str, *, name: str, tenants: list[Tenant], moving: set[int]) -> list[str]:
+    """Rows in dedicated database `name` of tenants not placed there, nor moving to or from it
+    (read as its owner)."""
+    placed_here = {t.pk for t in tenants if t.placement_name == name} | moving
     lines = []
     with connections[owner].cursor() as cursor:
         for model in placed_models():
@@ -304,13 +333,13 @@ def _stray_rows(owner: str, *, name: str, tenants: list[Tenant]) -> list[str]:
     return lines
 
 
-def _tenant_findings(tenant: Tenant) -> list[str]:
-    """A database-placed tenant: no rows left in the shared tables, and every key to a global
-    row naming a row that exists."""
+def _tenant_findings(tenant: Tenant, *, moving: bool) -> list[str]:
+    """A database-placed tenant: no rows left in the shared tables (unless it is moving), and
+    every key to a global row naming a row that exists."""
     lines = []
     with tenant_context(tenant):
         for model in placed_models():
-            if model.objects.using(DEFAULT_DB_ALIAS).exists():
+            if not moving and model.objects.using(DEFAULT_DB_ALIAS).exists():
                 lines.append(
                     f"tenant {tenant.slug} is placed in dedicated database "
                     f"{tenant.placement_name} but has rows in the shared {model._meta.db_table}"

@@ -36,6 +36,6 @@ def test_relative_links_reach_existing_files_and_headings():
 
 
 def test_the_readme_front_page_stays_short():
-    # 80 lines, 7 more for the Citus commands issue 13 asks the front page to show, and one
-    # row of the map for docs/placement.md.
-    assert len((ROOT / "README.md").read_text().splitlines()) <= 88
+    # 80 lines, 7 more for the Citus commands issue 13 asks the front page to show, one row of
+    # the map for docs/placement.md, and 11 for the moves issue 12 asks it to walk through.
+    assert len((ROOT / "README.md").read_text().splitlines()) <= 99

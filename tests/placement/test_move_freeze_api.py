@@ -1,6 +1,6 @@
 """The freeze of a move through the API: the moving tenant's writes answer 503 with
 Retry-After in the API's error shape, its reads go on, and another tenant writes as usual;
-in every pair of the placements a move covers (the freeze is per source schema)."""
+in every pair of the placements a move covers (the freeze is per source database and schema)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,20 @@ from rest_framework.test import APIClient
 
 from tenants.lifecycle.tables import tenant_tables
 from tenants.placement import capture
-from tenants.placement.moving import schema_of
+from tenants.placement.databases import register_owner_alias
+from tenants.placement.moving import side_of
+from tests import dedicated
 from tests.conftest import make_member
 from tests.placement.move_support import clean_up
-from tests.rls.support import COMMITTED
 
-pytestmark = COMMITTED
-MOVABLE_PAIRS = [(a, b) for a in ("shared", "schema") for b in ("shared", "schema")]
+pytestmark = pytest.mark.django_db(transaction=True, databases=dedicated.COMMITTED_DATABASES)
+MOVABLE_PAIRS = [(a, b) for a in ("shared", "schema") for b in ("shared", "schema")] + (
+    [(dedicated.FAR, "shared"), ("shared", dedicated.FAR)] if dedicated.ENABLED else []
+)
+
+
+def _owner(alias: str) -> str:
+    return register_owner_alias(alias.removeprefix("placed_")) if alias != "default" else "owner"
 
 
 @pytest.fixture
@@ -35,17 +42,18 @@ def test_frozen_tenant_writes_get_503_reads_and_other_tenants_go_on(
     made = client_a.post("/api/workflows/", {"name": "before the freeze"}, format="json")
     assert made.status_code == 201, made.content
     existing = made.json()
-    source = schema_of(tenant_a.placement, tenant_a.placement_name)
-    capture.ensure_objects(using="owner")
-    for table in tenant_tables():
+    sources = [side_of(tenant_a.placement, tenant_a.placement_name, t) for t in tenant_tables()]
+    for side, table in zip(sources, tenant_tables(), strict=True):
+        capture.ensure_objects(using=_owner(side.alias))
         capture.create_triggers(
-            schema=source,
+            schema=side.schema,
             table=table.db_table,
             pk=table.pk.column,
             tenant_id=tenant_a.pk,
-            using="owner",
+            using=_owner(side.alias),
         )
-    capture.freeze(tenant_id=tenant_a.pk, schema=source, using="owner")
+    for side in set(sources):
+        capture.freeze(tenant_id=tenant_a.pk, schema=side.schema, using=_owner(side.alias))
     try:
         created = client_a.post("/api/workflows/", {"name": "during"}, format="json")
         assert created.status_code == 503, created.content
@@ -65,7 +73,8 @@ def test_frozen_tenant_writes_get_503_reads_and_other_tenants_go_on(
         other = client_b.post("/api/workflows/", {"name": "b writes"}, format="json")
         assert other.status_code == 201, other.content
     finally:
-        capture.unfreeze(tenant_id=tenant_a.pk, using="owner")
+        for side in set(sources):
+            capture.unfreeze(tenant_id=tenant_a.pk, using=_owner(side.alias))
     # Unfrozen: the same write goes through (the triggers only log it now).
     again = client_a.post("/api/workflows/", {"name": "after"}, format="json")
     assert again.status_code == 201, again.content

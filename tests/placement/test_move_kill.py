@@ -1,7 +1,8 @@
 """`kill -9` of `tenants move` after each step, then a rerun: the move completes with the same
 rows and checksums; or `--rollback` before the switch leaves the tenant where it was. The
 command runs as a child process that kills itself (SIGKILL) right after recording the step
-(AMEIDE_MOVE_KILL_AFTER), so nothing of it runs after that point, as with `kill -9`."""
+(AMEIDE_MOVE_KILL_AFTER), so nothing of it runs after that point, as with `kill -9`. Both to a
+dedicated schema and to the dedicated database on the other server (`far`), and back."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from tenants.context import tenant_context
 from tenants.models import PlacementMove, Tenant
 from tenants.placement.capture import is_frozen_error
 from tenants.placement.moving import FINAL, FREEZE, STEPS, SWITCH, VERIFY
+from tests import dedicated
 from tests.placement.move_support import (
     app_rows,
     clean_up,
@@ -25,12 +27,24 @@ from tests.placement.move_support import (
     seed,
     triggers,
 )
-from tests.rls.support import COMMITTED, ROOT, child_environment
+from tests.rls.support import ROOT, child_environment
 from workflows.models import Workflow
 
-pytestmark = [COMMITTED, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.django_db(transaction=True, databases=dedicated.COMMITTED_DATABASES),
+    pytest.mark.slow,
+]
 WAIT_LIMIT_SECONDS = 120  # how long a child may take before the test fails (not a threshold)
 FROZEN_STEPS = (FREEZE, FINAL, VERIFY)
+# Where the tenant goes (and comes back from): (--to arguments, where its rows then are).
+ROUTES = {
+    "schema": (("schema", "pmove_one"), "pmove_one"),
+    **(
+        {"database": (("database", dedicated.FAR), f"database:{dedicated.FAR}")}
+        if dedicated.ENABLED
+        else {}
+    ),
+}
 
 
 def move(*args: str, kill_after: str = "") -> subprocess.CompletedProcess:
@@ -60,16 +74,18 @@ def _write(tenant: Tenant, name: str) -> None:
         Workflow.objects.create(name=name)
 
 
+@pytest.mark.parametrize("route", ROUTES)
 @pytest.mark.parametrize("step", STEPS[:-1])
-def test_killed_after_each_step_a_rerun_completes(acme, step):
+def test_killed_after_each_step_a_rerun_completes(acme, step, route):
+    to, there = ROUTES[route]
     before = app_rows(acme)
-    killed = move("acme", "--to", "schema", "pmove_one", kill_after=step)
+    killed = move("acme", "--to", *to, kill_after=step)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     record = PlacementMove.objects.get(tenant=acme)
     assert (record.step, record.finished_at) == (step, None)
     acme.refresh_from_db()
     switched = STEPS.index(step) >= STEPS.index(SWITCH)
-    assert acme.placement == ("schema" if switched else "shared")
+    assert acme.placement == (to[0] if switched else "shared")
     check = json.loads(
         subprocess.run(
             [sys.executable, "manage.py", "tenants", "check", "--json"],
@@ -83,6 +99,10 @@ def test_killed_after_each_step_a_rerun_completes(acme, step):
     about = [f for f in check["findings"] + check["warnings"] if "tenant acme: move" in f]
     assert len(about) == 1 and f"stopped after step {step}" in about[0]
     assert (about[0] in check["findings"]) == (step in FROZEN_STEPS)
+    # Rows on both sides of an unfinished move are the move's, not stray rows.
+    assert not [
+        f for f in check["findings"] if "not placed there" in f or "rows in the shared" in f
+    ]
     if step in FROZEN_STEPS:
         # Killed in the freeze: the tenant's writes stay refused (fail closed) until a rerun
         # or a rollback; its reads go on.
@@ -95,13 +115,13 @@ def test_killed_after_each_step_a_rerun_completes(acme, step):
         _write(acme, f"after a kill at {step}")
         before = app_rows(acme)
 
-    rerun = move("acme", "--to", "schema", "pmove_one")
+    rerun = move("acme", "--to", *to)
     assert rerun.returncode == 0, rerun.stderr
     record.refresh_from_db()
     assert (record.step, record.outcome) == ("done", "done")
     acme.refresh_from_db()
-    assert (acme.placement, acme.placement_name) == ("schema", "pmove_one")
-    assert placed_rows(acme.pk).keys() == {"pmove_one"}
+    assert (acme.placement, acme.placement_name) == to
+    assert placed_rows(acme.pk).keys() == {there}
     assert app_rows(acme) == before
     assert triggers() == [] and private_rows() == (0, 0)
 

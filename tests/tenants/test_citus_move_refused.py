@@ -22,7 +22,7 @@ def test_move_to_a_node_is_refused_off_citus_and_writes_nothing(tenant_a):
 
 def test_move_refuses_other_destinations_and_unknown_tenants(tenant_a):
     refused("move", "alpha", "--to", "moon", "x", match="Unknown destination 'moon'")
-    refused("move", "alpha", "--to", "database", "eu", match="not built")
+    refused("move", "alpha", "--to", "database", "eu", match="No dedicated database 'eu'")
     refused("move", "nobody", "--to", "node", "127.0.0.1:9701", match="No tenant")
 
 
