@@ -11,6 +11,7 @@ from pathlib import Path
 from django.core.management.base import CommandError
 
 from tenants import selectors
+from tenants.db.signing import tenant_label
 from tenants.lifecycle.execution import run_in_tenant
 from tenants.lifecycle.exporting import tenant_export
 from tenants.lifecycle.importing import AUDIT, tenant_import
@@ -80,6 +81,8 @@ def tenant_dict(tenant: Tenant) -> dict:
         "placement": tenant.placement,
         "placement_name": tenant.placement_name,
         "created_at": tenant.created_at.isoformat(),
+        # How its transactions appear in pg_stat_activity and the slow-query log (%a).
+        "statement_label": f"t={tenant_label(tenant.pk)}",
     }
 
 

@@ -19,7 +19,6 @@ from tenants.citus.verify import citus_findings
 from tenants.db.catalog import audit_database, audit_process
 from tenants.db.owner import OWNER_ALIAS, owner_alias
 from tenants.db.roles import ensure_database, ensure_roles
-from tenants.db.signing import tenant_label
 from tenants.exceptions import TenantInputError, TenantNotFound
 from tenants.lifecycle.status import tenant_transition
 from tenants.management.citus_cli import CitusSubcommands
@@ -139,8 +138,6 @@ class Command(
 
     def do_show(self, *, slug, json=False, **_):
         tenant = tenant_dict(selectors.tenant_get(slug=slug))
-        # How its transactions appear in pg_stat_activity and the slow-query log (%a).
-        tenant["statement_label"] = f"t={tenant_label(tenant['id'])}"
         shard = tenant_shards(tenant_ids=[tenant["id"]]).get(tenant["id"])
         if shard is not None:
             tenant["citus"] = shard.as_dict()
