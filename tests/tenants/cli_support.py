@@ -97,3 +97,23 @@ def content(tenant: Tenant) -> dict:
 
 def last_event(action: str) -> AuditEvent:
     return AuditEvent.objects.filter(action=action).order_by("-id").first()
+
+
+def export(slug: str, path) -> dict:
+    """`tenants export SLUG --output PATH --json`, its summary."""
+    return json.loads(tenants("export", slug, "--output", str(path), "--json")[0])
+
+
+def import_(path, *args: str) -> dict:
+    """`tenants import PATH --json ARGS`, its summary."""
+    return json.loads(tenants("import", str(path), "--json", *args)[0])
+
+
+def ids_of(tenant: Tenant) -> dict:
+    """The ids of the tenant's rows, by kind (what an import keeps)."""
+    with tenant_context(tenant):
+        return {
+            "memberships": sorted(Membership.objects.values_list("pk", flat=True)),
+            "workflows": sorted(Workflow.objects.values_list("pk", flat=True)),
+            "runs": sorted(WorkflowRun.objects.values_list("pk", "workflow_id")),
+        }

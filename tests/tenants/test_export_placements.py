@@ -11,7 +11,6 @@ import threading
 import pytest
 from django.db import connections
 
-from accounts.models import Membership
 from tenants.context import tenant_context
 from tenants.lifecycle.exporting import tenant_export
 from tenants.models import AuditEvent, Placement, Tenant
@@ -19,7 +18,7 @@ from tenants.placement.router import alias_of
 from tests import dedicated
 from tests.placement.move_support import MOVE_SCHEMAS, clean_up
 from tests.tenants.another_database import in_database
-from tests.tenants.cli_support import content, refused, tenants
+from tests.tenants.cli_support import content, export, ids_of, import_, refused, tenants
 from workflows.models import Workflow, WorkflowRun
 
 pytestmark = pytest.mark.django_db(databases=dedicated.DATABASES)
@@ -39,23 +38,6 @@ IN_A_DATABASE = pytest.mark.parametrize(
 def moving():
     yield
     clean_up()
-
-
-def export(slug: str, path) -> dict:
-    return json.loads(tenants("export", slug, "--output", str(path), "--json")[0])
-
-
-def import_(path, *args: str) -> dict:
-    return json.loads(tenants("import", str(path), "--json", *args)[0])
-
-
-def ids_of(tenant: Tenant) -> dict:
-    with tenant_context(tenant):
-        return {
-            "memberships": sorted(Membership.objects.values_list("pk", flat=True)),
-            "workflows": sorted(Workflow.objects.values_list("pk", flat=True)),
-            "runs": sorted(WorkflowRun.objects.values_list("pk", "workflow_id")),
-        }
 
 
 def history_of(tenant: Tenant, *, imported_from: str = "") -> list[tuple]:

@@ -27,29 +27,20 @@ from tenants.lifecycle.tables import canonical_line
 from tenants.models import AuditEvent, Tenant
 from tests.rls.support import owner_execute, plain_connection
 from tests.tenants.another_database import in_database
-from tests.tenants.cli_support import content, database_state, refused, tenants
-from workflows.models import Workflow, WorkflowRun
+from tests.tenants.cli_support import (
+    content,
+    database_state,
+    export,
+    ids_of,
+    import_,
+    refused,
+    tenants,
+)
+from workflows.models import Workflow
 
 FIXTURES = Path(__file__).parent / "fixtures"
 V1_ARCHIVE = FIXTURES / "archive-v1.zip"  # written by the export of format version 1
 COMMITTED = pytest.mark.django_db(transaction=True, databases=["default", "owner"])
-
-
-def export(slug: str, path) -> dict:
-    return json.loads(tenants("export", slug, "--output", str(path), "--json")[0])
-
-
-def import_(path, *args: str) -> dict:
-    return json.loads(tenants("import", str(path), "--json", *args)[0])
-
-
-def ids_of(tenant: Tenant) -> dict:
-    with tenant_context(tenant):
-        return {
-            "memberships": sorted(Membership.objects.values_list("pk", flat=True)),
-            "workflows": sorted(Workflow.objects.values_list("pk", flat=True)),
-            "runs": sorted(WorkflowRun.objects.values_list("pk", "workflow_id")),
-        }
 
 
 def history_of(tenant: Tenant) -> list[tuple]:
