@@ -187,6 +187,23 @@ class _Side:
         }
 
 
+def _series(
+    figures: dict[str, list[dict]], *, also: dict[str, list[dict]] | None = None
+) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, list[float]]]:
+    """Per side, each round's CPU per request and p99 (seconds) and requests per second;
+    refuses a measurement in which any request failed (`also`: more rounds to look at)."""
+    errors = {
+        name: sum(r["socket_errors"] + r["status_errors"] for r in runs)
+        for name, runs in {**figures, **(also or {})}.items()
+    }
+    if any(errors.values()):
+        raise RuntimeError(f"failed requests during the runs: {errors}")
+    cpu = {name: [r["cpu_per_request_s"] for r in runs] for name, runs in figures.items()}
+    rps = {name: [r["rps"] for r in runs] for name, runs in figures.items()}
+    p99 = {name: [r["p99_us"] / 1e6 for r in runs] for name, runs in figures.items()}
+    return cpu, rps, p99
+
+
 def _interleaved(sides: dict[str, _Side], *, rounds: int, seconds: float, warmup: float):
     """Alternating rounds of every side after one warm-up round each; {side: [round, ...]}."""
     for side in sides.values():
@@ -351,14 +368,7 @@ def throughput(*, dataset: Dataset, plan: HttpPlan) -> list[Row | Check]:
             sides["on"].round(seconds=plan.seconds + 3)
             profile = profiling.summarize(runs, name="pair6")
 
-    errors = {
-        name: sum(r["socket_errors"] + r["status_errors"] for r in runs)
-        for name, runs in {**figures, "static": ceiling["static"]}.items()
-    }
-    if any(errors.values()):
-        raise RuntimeError(f"failed requests during the runs: {errors}")
-    cpu = {name: [r["cpu_per_request_s"] for r in runs] for name, runs in figures.items()}
-    p99 = {name: [r["p99_us"] / 1e6 for r in runs] for name, runs in figures.items()}
+    cpu, _, p99 = _series(figures, also={"static": ceiling["static"]})
     setup = _setup(plan=plan, store=run.store, size=run.size)
     return [
         Row(
@@ -453,15 +463,7 @@ def limits_cost(*, dataset: Dataset, plan: HttpPlan) -> list[Row]:
         figures = _interleaved(
             sides, rounds=plan.rounds, seconds=plan.seconds, warmup=plan.warmup_seconds
         )
-    errors = {
-        name: sum(r["socket_errors"] + r["status_errors"] for r in runs)
-        for name, runs in figures.items()
-    }
-    if any(errors.values()):
-        raise RuntimeError(f"failed requests during the runs: {errors}")
-    cpu = {name: [r["cpu_per_request_s"] for r in runs] for name, runs in figures.items()}
-    rps = {name: [r["rps"] for r in runs] for name, runs in figures.items()}
-    p99 = {name: [r["p99_us"] / 1e6 for r in runs] for name, runs in figures.items()}
+    cpu, rps, p99 = _series(figures)
     setup = _setup(plan=plan, store=run.store, size=run.size)
     return [
         Row(
@@ -541,14 +543,7 @@ def placements(*, dataset: Dataset, plan: HttpPlan) -> list[Row]:
         figures = _interleaved(
             sides, rounds=plan.rounds, seconds=plan.seconds, warmup=plan.warmup_seconds
         )
-    errors = {
-        name: sum(r["socket_errors"] + r["status_errors"] for r in runs)
-        for name, runs in figures.items()
-    }
-    if any(errors.values()):
-        raise RuntimeError(f"failed requests during the runs: {errors}")
-    cpu = {name: [r["cpu_per_request_s"] for r in runs] for name, runs in figures.items()}
-    rps = {name: [r["rps"] for r in runs] for name, runs in figures.items()}
+    cpu, rps, _ = _series(figures)
     setup = _setup(plan=plan, store=run.store, size=run.size)
     rows = []
     for pair, cpu_pair, kind, where in (
