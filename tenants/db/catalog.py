@@ -135,16 +135,15 @@ def _placement_policy_findings(table: str, policies, model, *, home: str) -> lis
     """A shared tenant table's restrictive placement policy (tenants.constraints
     RowLevelSecurity.placement_policy): without it a tenant placed elsewhere could write its
     own rows into the shared table by naming it."""
-    expected = " ".join(wall.placement_check(home, placements=shared_placements(model)).split())
+    expected = wall.placement_check(home, placements=shared_placements(model))
+    call = expected.removeprefix("(SELECT ").removesuffix(")")
     for name, _qual, with_check, _roles, permissive in policies:
         if name != wall.PLACEMENT_POLICY:
             continue
         if permissive != "RESTRICTIVE":
             return [f"{table}: policy {name} is not RESTRICTIVE"]
-        # PostgreSQL prints the check back with casts and an alias: compare the call's words.
-        found = (with_check or "").replace("::text", "").replace("[]", "")
-        call = expected.removeprefix("(SELECT ").removesuffix(")")
-        if call not in " ".join(found.split()):
+        # PostgreSQL prints the check back with casts and an alias: compare the call itself.
+        if call not in (with_check or "").replace("::text", "").replace("[]", ""):
             return [f"{table}: policy {name} does not admit only the tenants placed here"]
         return []
     return [f"{table}: no placement policy {wall.PLACEMENT_POLICY} (run migrate)"]
