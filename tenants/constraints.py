@@ -182,6 +182,10 @@ class RowSecurity(_DeferredConstraint):
     ) -> str:
         raise NotImplementedError
 
+    def placement_policy(self, model, schema_editor, *, citus: bool) -> list[str]:
+        """Statements for the table's placement policy, if it has one (RowLevelSecurity)."""
+        return []
+
     def _policies(self, model, schema_editor, *, inline: bool, citus: bool) -> list[str]:
         quote = schema_editor.quote_name
         table = quote(model._meta.db_table)
@@ -200,6 +204,7 @@ class RowSecurity(_DeferredConstraint):
             f"DROP POLICY IF EXISTS {breakglass} ON {table}",
             f"CREATE POLICY {isolation} ON {table} USING ({check}) WITH CHECK ({check})",
             f"CREATE POLICY {breakglass} ON {table}{to} USING ({glass}) WITH CHECK ({glass})",
+            *self.placement_policy(model, schema_editor, citus=citus),
         ]
 
     def create_sql(self, model, schema_editor):
@@ -225,19 +230,33 @@ class RowSecurity(_DeferredConstraint):
             [
                 f"DROP POLICY IF EXISTS {quote(self.name + '_isolation')} ON {table}",
                 f"DROP POLICY IF EXISTS {quote(self.name + '_breakglass')} ON {table}",
+                f"DROP POLICY IF EXISTS {wall.PLACEMENT_POLICY} ON {table}",
                 f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY",
                 f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY",
             ]
         )
 
 
+def shared_placements(model) -> tuple[str, ...]:
+    """The placements whose rows a tenant model's shared table holds: the shared tenants', and
+    for the membership model the dedicated databases' tenants' too (tenants.placement.router:
+    memberships are not placed)."""
+    if model._meta.label_lower == settings.TENANCY_MEMBERSHIP_MODEL.lower():
+        return ("shared", "database")
+    return ("shared",)
+
+
 def _schema(schema_editor) -> str:
     if pinned_schema(schema_editor.connection.settings_dict) is not None:
         # Migrating a dedicated schema: the wall's functions stay where the global tables are.
         return schema_editor.quote_name(HOME_SCHEMA)
+    return schema_editor.quote_name(_current_schema(schema_editor))
+
+
+def _current_schema(schema_editor) -> str:
     with schema_editor.connection.cursor() as cursor:
         cursor.execute("SELECT current_schema()")
-        return schema_editor.quote_name(cursor.fetchone()[0])
+        return cursor.fetchone()[0]
 
 
 class RowLevelSecurity(RowSecurity):
@@ -247,6 +266,30 @@ class RowLevelSecurity(RowSecurity):
         self, model, schema_editor, *, inline: bool = False, citus: bool = False
     ) -> str:
         return wall.tenant_predicate(inline=inline)
+
+    def placement_policy(self, model, schema_editor, *, citus: bool) -> list[str]:
+        """The shared tables' placement policy (tenants.db.wall.placement_check): a tenant
+        writes rows into them only while it is placed in them, so a tenant in a dedicated
+        schema or database cannot put its own rows there by naming `public.<table>`. The
+        membership table holds the memberships of tenants in dedicated databases too (they
+        stay in the primary database, tenants.placement.router). Made on every migrate
+        (tenants.db.roles.apply_row_security), so every tenant table, a new one too, has it.
+        Not where Citus is installed (no dedicated placements there), not in a dedicated
+        schema (tenants.placement.schemas makes its own after its migrations) and not in a
+        dedicated database (one placement's rows, and no tenant directory to read)."""
+        connection = schema_editor.connection
+        if (
+            pinned_schema(connection.settings_dict) is not None
+            or connection.settings_dict.get("PLACEMENT")
+            or settings.TENANCY_CITUS
+        ):
+            return []
+        table = schema_editor.quote_name(model._meta.db_table)
+        if citus:
+            return [f"DROP POLICY IF EXISTS {wall.PLACEMENT_POLICY} ON {table}"]
+        return wall.placement_policy_sql(
+            table, schema=_current_schema(schema_editor), placements=shared_placements(model)
+        )
 
     def deconstruct(self):
         path, args, kwargs = super().deconstruct()

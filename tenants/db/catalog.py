@@ -10,7 +10,7 @@ from django.apps import apps
 from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 
-from tenants.constraints import GlobalRowSecurity, RowLevelSecurity
+from tenants.constraints import GlobalRowSecurity, RowLevelSecurity, shared_placements
 from tenants.db import wall
 from tenants.db.signing import DatabaseScope, scope_value
 from tenants.models import TenantModel
@@ -131,6 +131,24 @@ def _global_table_findings(cursor) -> list[str]:
     return findings
 
 
+def _placement_policy_findings(table: str, policies, model, *, home: str) -> list[str]:
+    """A shared tenant table's restrictive placement policy (tenants.constraints
+    RowLevelSecurity.placement_policy): without it a tenant placed elsewhere could write its
+    own rows into the shared table by naming it."""
+    expected = wall.placement_check(home, placements=shared_placements(model))
+    call = expected.removeprefix("(SELECT ").removesuffix(")")
+    for name, _qual, with_check, _roles, permissive in policies:
+        if name != wall.PLACEMENT_POLICY:
+            continue
+        if permissive != "RESTRICTIVE":
+            return [f"{table}: policy {name} is not RESTRICTIVE"]
+        # PostgreSQL prints the check back with casts and an alias: compare the call itself.
+        if call not in (with_check or "").replace("::text", "").replace("[]", ""):
+            return [f"{table}: policy {name} does not admit only the tenants placed here"]
+        return []
+    return [f"{table}: no placement policy {wall.PLACEMENT_POLICY} (run migrate)"]
+
+
 def _wall_findings(cursor, runtime: str) -> list[str]:
     """The private schema: its key unreadable, its signer uncallable, and the key the same as
     the one this process signs with."""
@@ -211,7 +229,10 @@ def audit_database(*, using: str = "owner") -> list[str]:
         # Where Citus is installed the break-glass policies are for every role (no role switch
         # there; tenants.constraints.RowSecurity).
         cursor.execute("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')")
-        glass_roles = ["public"] if cursor.fetchone()[0] else [breakglass]
+        on_citus = cursor.fetchone()[0]
+        glass_roles = ["public"] if on_citus else [breakglass]
+        cursor.execute("SELECT current_schema()")
+        (home,) = cursor.fetchone()
 
         for model in tenant_models():
             table = model._meta.db_table
@@ -239,6 +260,8 @@ def audit_database(*, using: str = "owner") -> list[str]:
             names = {p[0] for p in policies}
             if not any(n.endswith("_isolation") and n in names for n in expected):
                 findings.append(f"{table}: no tenant isolation policy")
+            if not on_citus:
+                findings.extend(_placement_policy_findings(table, policies, model, home=home))
             for name, qual, with_check, roles, permissive in policies:
                 if permissive != "PERMISSIVE":
                     continue  # a restrictive policy can only narrow what the others admit

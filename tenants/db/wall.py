@@ -46,8 +46,16 @@ CALLABLE = (
     "import_audit(bigint, text, text, text, text, bigint, text, text, text, text, text)",
     "scope_search_path()",
     "scope_placed_in(text)",
+    "scope_placed_in(text, text[])",
     "scope_member_ids()",
 )
+# The restrictive policy of every tenant table in the primary database, shared and dedicated
+# schemas alike: rows are written into a table only by a tenant placed there (placement_check).
+PLACEMENT_POLICY = "ameide_placement"
+# A moving tenant's paused write and the table of frozen (tenant, schema) pairs: defined by
+# tenants.placement.capture (which imports this module; a test holds them equal).
+FROZEN_SQLSTATE = "55A01"
+FREEZE_TABLE = "placement_freeze"
 # How long an import waits for the transactions that hold ids of a sequence (reserve_ids);
 # past it the import stops with nothing written, to be run again.
 IMPORT_LOCK_TIMEOUT = "10s"
@@ -85,6 +93,24 @@ def global_predicate(under_tenant: str, *, inline: bool = False) -> str:
 def breakglass_predicate(*, inline: bool = False) -> str:
     call = f"{PRIVATE}.breakglass_open()"
     return call if inline else f"(SELECT {call})"
+
+
+def placement_check(schema: str, *, placements: tuple[str, ...]) -> str:
+    """WITH CHECK of PLACEMENT_POLICY on a table of `schema` (its name, unquoted) holding the
+    rows of tenants placed as `placements`. An InitPlan: evaluated once per statement, never
+    per row."""
+    kinds = ", ".join(f"'{kind}'" for kind in placements)
+    return f"(SELECT {PRIVATE}.scope_placed_in('{schema}', ARRAY[{kinds}]))"
+
+
+def placement_policy_sql(table: str, *, schema: str, placements: tuple[str, ...]) -> list[str]:
+    """PLACEMENT_POLICY on `table` (quoted), made again: restrictive and WITH CHECK only, so it
+    narrows what INSERT and UPDATE may write, and costs reads and deletes nothing (USING true)."""
+    return [
+        f"DROP POLICY IF EXISTS {PLACEMENT_POLICY} ON {table}",
+        f"CREATE POLICY {PLACEMENT_POLICY} ON {table} AS RESTRICTIVE USING (true) "
+        f"WITH CHECK ({placement_check(schema, placements=placements)})",
+    ]
 
 
 def current_tenant_sql(*, inline: bool = False) -> str:
@@ -383,16 +409,40 @@ def _functions_sql(schema: str) -> list[str]:
               END IF;
               RETURN quote_ident(n) || ', ' || '{schema}';
             END $$""",
-        # Whether the signed tenant is placed in dedicated schema `target` (or an open
-        # break-glass grant writes): the restrictive policy of a dedicated schema's tables, so a
-        # tenant cannot write even its own rows into another tenant's schema.
-        f"""CREATE OR REPLACE FUNCTION {PRIVATE}.scope_placed_in(target text) RETURNS boolean
+        # Whether the signed tenant's rows belong in the tables of schema `target` (or an open
+        # break-glass grant writes, as moves and imports do): its placement is one of
+        # `placements`, and a dedicated schema's is `target` itself. The restrictive policy
+        # PLACEMENT_POLICY of every tenant table in the primary database (placement_check): a
+        # tenant writes even its own rows only where it is placed. A refused tenant whose move
+        # froze `target` wrote from a transaction that resolved its search path before the
+        # switch: it is told to retry (the freeze's error, tenants.placement.capture), as the
+        # capture trigger would, which runs only after this check.
+        f"""CREATE OR REPLACE FUNCTION {PRIVATE}.scope_placed_in(target text, placements text[])
+            RETURNS boolean
             LANGUAGE plpgsql STABLE SECURITY DEFINER {LOOKUP_SETTINGS} AS $$
             DECLARE t bigint := {PRIVATE}.scope_id('t');
             BEGIN
               IF t IS NULL THEN RETURN {PRIVATE}.breakglass_open(); END IF;
-              RETURN EXISTS (SELECT 1 FROM {schema}.tenants_tenant WHERE id = t
-                AND placement = 'schema' AND placement_name = target);
+              IF EXISTS (SELECT 1 FROM {schema}.tenants_tenant WHERE id = t
+                   AND placement = ANY (placements)
+                   AND (placement <> 'schema' OR placement_name = target)) THEN
+                RETURN true;
+              END IF;
+              IF to_regclass('{PRIVATE}.{FREEZE_TABLE}') IS NOT NULL THEN
+                IF EXISTS (SELECT 1 FROM {PRIVATE}.{FREEZE_TABLE}
+                           WHERE tenant_id = t AND schema_name = target) THEN
+                  RAISE EXCEPTION USING ERRCODE = '{FROZEN_SQLSTATE}',
+                    MESSAGE = 'tenant ' || t || ' is being moved: writes are paused, retry shortly';
+                END IF;
+              END IF;
+              RETURN false;
+            END $$""",
+        # The one-argument form of the policies made before the two-argument one (a dedicated
+        # schema's, until the next migrate makes them again).
+        f"""CREATE OR REPLACE FUNCTION {PRIVATE}.scope_placed_in(target text) RETURNS boolean
+            LANGUAGE plpgsql STABLE SECURITY DEFINER {LOOKUP_SETTINGS} AS $$
+            BEGIN
+              RETURN {PRIVATE}.scope_placed_in(target, ARRAY['schema']);
             END $$""",
         # The users with a membership in the signed tenant's dedicated schema: a global
         # table's policy names the membership table by the one it was created with (public's),

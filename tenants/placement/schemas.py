@@ -21,12 +21,13 @@ from django.db import connections
 from django.db.migrations.executor import MigrationExecutor
 from django.db.utils import load_backend
 
+from tenants.db import wall
 from tenants.db.catalog import tenant_models
 from tenants.exceptions import PlacementError
 from tenants.placement.paths import ALIAS_PREFIX, HOME_SCHEMA, PINNED, valid_schema_name
 
 Report = Callable[[str], None]
-PLACEMENT_POLICY = "ameide_placement"
+PLACEMENT_POLICY = wall.PLACEMENT_POLICY
 
 
 def default_schema_name(tenant_id: int) -> str:
@@ -182,12 +183,10 @@ def _placement_policies(schema: str, *, using: str) -> None:
     with connections[using].cursor() as cursor:
         for model in tenant_models():
             table = f'"{schema}"."{model._meta.db_table}"'
-            check = f"(SELECT ameide_private.scope_placed_in('{schema}'))"
-            cursor.execute(f"DROP POLICY IF EXISTS {PLACEMENT_POLICY} ON {table}")
-            cursor.execute(
-                f"CREATE POLICY {PLACEMENT_POLICY} ON {table} AS RESTRICTIVE "
-                f"USING (true) WITH CHECK ({check})"
-            )
+            for statement in wall.placement_policy_sql(
+                table, schema=schema, placements=("schema",)
+            ):
+                cursor.execute(statement)
 
 
 def migrate_schemas(*, using: str, report: Report | None = None) -> dict[str, int]:
@@ -213,7 +212,8 @@ def migrate_schemas(*, using: str, report: Report | None = None) -> dict[str, in
 
 def schema_findings(*, using: str) -> list[str]:
     """`tenants check` findings of the dedicated schemas: missing, lagging behind the code, or a
-    tenant table without forced row security, its isolation policy or the runtime grants."""
+    tenant table without forced row security, its isolation or placement policy or the runtime
+    grants."""
     findings = []
     runtime = settings.TENANCY_RUNTIME_ROLE
     for schema in dedicated_schemas(using=using):
@@ -247,16 +247,21 @@ def _table_findings(schema: str, *, using: str, runtime: str) -> list[str]:
                 "has_table_privilege(%s, c.oid, 'SELECT'), "
                 "has_table_privilege(%s, c.oid, 'TRUNCATE'), "
                 "(SELECT count(*) FROM pg_policies p WHERE p.schemaname = %s "
-                " AND p.tablename = %s AND p.policyname LIKE '%%\\_isolation') "
+                " AND p.tablename = %s AND p.policyname LIKE '%%\\_isolation'), "
+                "(SELECT count(*) FROM pg_policies p WHERE p.schemaname = %s "
+                " AND p.tablename = %s AND p.policyname = %s AND p.permissive = 'RESTRICTIVE') "
                 "FROM pg_class c WHERE c.oid = to_regclass(%s)",
-                [runtime, runtime, schema, table, f'"{schema}"."{table}"'],
-            )
+                [runtime, runtime, schema, table, schema, table, PLACEMENT_POLICY,
+                 f'"{schema}"."{table}"'],
+            )  # fmt: skip
             row = cursor.fetchone()
             where = f"{schema}.{table}"
             if row is None:
                 findings.append(f"{where}: table is missing (run migrate)")
                 continue
-            enabled, forced, readable, truncate, isolation = row
+            enabled, forced, readable, truncate, isolation, placed = row
+            if not placed:
+                findings.append(f"{where}: no placement policy {PLACEMENT_POLICY} (run migrate)")
             if not (enabled and forced):
                 findings.append(f"{where}: row level security is not ENABLEd and FORCEd")
             if not isolation:

@@ -95,7 +95,13 @@ def test_every_execution_is_planned_for_its_own_tenant(persistent):
 
 @pytest.mark.parametrize(
     "function",
-    ["scope_search_path()", "scope_member_ids()", "scope_placed_in(text)", "grant_open(bigint)"],
+    [
+        "scope_search_path()",
+        "scope_member_ids()",
+        "scope_placed_in(text)",
+        "scope_placed_in(text, text[])",
+        "grant_open(bigint)",
+    ],
 )
 def test_the_walls_lookups_keep_one_plan(persistent, function):
     """The runtime connection's custom plans would reach into the wall's functions too and plan
