@@ -160,12 +160,9 @@ def test_schema_to_the_other_server_and_back_moves_memberships_to_and_from_the_s
     assert moves[1].stats["verified"] == moves[2].stats["verified"]
 
 
-def test_a_process_holding_the_old_tenant_row_is_refused_at_the_source_until_the_clean_up(two):
-    """The router follows the Tenant row a process loaded: one loaded before the switch still
-    routes to the source, which stays frozen (503) until the clean-up, never taking the write."""
-    acme, _ = two
-    stale = Tenant.objects.get(pk=acme.pk)  # placement: shared
-    outcome: list[str] = []
+def _stale_write_at_switch(stale: Tenant, outcome: list[str]):
+    """A move's after_step hook: right after the switch, a process holding the Tenant row
+    `stale` writes a workflow; `outcome` gets "written", "frozen" or the error."""
 
     def at(step):
         if step == SWITCH:
@@ -175,6 +172,17 @@ def test_a_process_holding_the_old_tenant_row_is_refused_at_the_source_until_the
                 outcome.append("written")
             except OperationalError as exc:
                 outcome.append("frozen" if is_frozen_error(exc) else repr(exc))
+
+    return at
+
+
+def test_a_process_holding_the_old_tenant_row_is_refused_at_the_source_until_the_clean_up(two):
+    """The router follows the Tenant row a process loaded: one loaded before the switch still
+    routes to the source, which stays frozen (503) until the clean-up, never taking the write."""
+    acme, _ = two
+    stale = Tenant.objects.get(pk=acme.pk)  # placement: shared
+    outcome: list[str] = []
+    at = _stale_write_at_switch(stale, outcome)
 
     summary = tenant_move(
         tenant=acme, kind="database", name=dedicated.FAR, owner="owner", after_step=at
@@ -192,15 +200,7 @@ def test_from_a_schema_to_a_database_the_shared_tables_are_guarded_too(two):
     tenants("move", "acme", "--to", "schema", "pmove_one")
     stale = Tenant.objects.get(pk=acme.pk)
     outcome: list[str] = []
-
-    def at(step):
-        if step == SWITCH:
-            try:
-                with tenant_context(stale):
-                    Workflow.objects.create(name="from a stale process")
-                outcome.append("written")
-            except OperationalError as exc:
-                outcome.append("frozen" if is_frozen_error(exc) else repr(exc))
+    at = _stale_write_at_switch(stale, outcome)
 
     tenant_move(
         tenant=Tenant.objects.get(pk=acme.pk),
