@@ -57,6 +57,15 @@ def current_alias() -> str:
     return alias_of(scope.tenant)
 
 
+def joins_global_rows() -> bool:
+    """Whether a query may join the current tenant's placed rows with global rows (a
+    workflow's owner): they share a database (the shared tables or a dedicated schema of
+    `default`), and it is not Citus, which cannot plan a distributed table joined with the
+    coordinator's user table under row security (docs/citus.md). Otherwise the global rows
+    come in a second query."""
+    return not settings.TENANCY_CITUS and current_alias() == DEFAULT_DB_ALIAS
+
+
 def placement_of_alias(alias: str) -> str:
     """The dedicated database an alias (runtime or owner) serves, '' for the shared tables."""
     return connections.settings[alias].get("PLACEMENT", "") if alias in connections.settings else ""
