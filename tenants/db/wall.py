@@ -52,8 +52,10 @@ CALLABLE = (
 # The restrictive policy of every tenant table in the primary database, shared and dedicated
 # schemas alike: rows are written into a table only by a tenant placed there (placement_check).
 PLACEMENT_POLICY = "ameide_placement"
-# A moving tenant's paused write and the table of frozen (tenant, schema) pairs: defined by
-# tenants.placement.capture (which imports this module; a test holds them equal).
+# A moving tenant's paused write (the API answers 503) and the table of frozen (tenant, schema)
+# pairs: the placement check here and the capture trigger (tenants.placement.capture) raise it.
+# Class 55 (object not in prerequisite state): drivers that do not know the code still report
+# an operational error, which the API answers with 503.
 FROZEN_SQLSTATE = "55A01"
 FREEZE_TABLE = "placement_freeze"
 # How long an import waits for the transactions that hold ids of a sequence (reserve_ids);

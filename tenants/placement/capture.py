@@ -24,12 +24,9 @@ from contextlib import contextmanager
 
 from django.db import connections, transaction
 
-from tenants.db.wall import LOOKUP_SETTINGS, PRIVATE
+from tenants.db.wall import FREEZE_TABLE, FROZEN_SQLSTATE, LOOKUP_SETTINGS, PRIVATE
 from tenants.exceptions import LifecycleError
 
-# Class 55 (object not in prerequisite state): drivers that do not know the code still report
-# an operational error, which the API answers with 503.
-FROZEN_SQLSTATE = "55A01"
 TRIGGER_PREFIX = "ameide_move_"
 # How long one CREATE/DROP TRIGGER may wait for a table's lock: while it waits, every writer
 # (CREATE: SHARE ROW EXCLUSIVE) or every reader too (DROP: ACCESS EXCLUSIVE) of that table, of
@@ -46,12 +43,12 @@ OBJECTS_SQL = [
           row_id bigint NOT NULL)""",
     f"CREATE INDEX IF NOT EXISTS placement_change_tenant ON {PRIVATE}.placement_change "
     "(tenant_id, seq)",
-    f"""CREATE TABLE IF NOT EXISTS {PRIVATE}.placement_freeze (
+    f"""CREATE TABLE IF NOT EXISTS {PRIVATE}.{FREEZE_TABLE} (
           tenant_id bigint NOT NULL,
           schema_name text NOT NULL,
           since timestamptz NOT NULL DEFAULT clock_timestamp(),
           PRIMARY KEY (tenant_id, schema_name))""",
-    f"REVOKE ALL ON {PRIVATE}.placement_change, {PRIVATE}.placement_freeze FROM PUBLIC",
+    f"REVOKE ALL ON {PRIVATE}.placement_change, {PRIVATE}.{FREEZE_TABLE} FROM PUBLIC",
     # SECURITY DEFINER as every function of the private schema (`tenants check` holds them to
     # it); it only hashes its argument.
     f"""CREATE OR REPLACE FUNCTION {PRIVATE}.placement_lock_key(t bigint) RETURNS bigint
@@ -64,7 +61,7 @@ OBJECTS_SQL = [
           DECLARE t bigint := TG_ARGV[0]::bigint;
           BEGIN
             PERFORM pg_advisory_xact_lock_shared({PRIVATE}.placement_lock_key(t));
-            IF EXISTS (SELECT 1 FROM {PRIVATE}.placement_freeze
+            IF EXISTS (SELECT 1 FROM {PRIVATE}.{FREEZE_TABLE}
                        WHERE tenant_id = t AND schema_name = TG_TABLE_SCHEMA) THEN
               RAISE EXCEPTION USING ERRCODE = '{FROZEN_SQLSTATE}',
                 MESSAGE = 'tenant ' || t || ' is being moved: writes are paused, retry shortly';
@@ -161,7 +158,7 @@ def freeze(*, tenant_id: int, schema: str, using: str) -> None:
     with transaction.atomic(using=using), connections[using].cursor() as cursor:
         cursor.execute(f"SELECT pg_advisory_xact_lock({key})", params)
         cursor.execute(
-            f"INSERT INTO {PRIVATE}.placement_freeze (tenant_id, schema_name) "
+            f"INSERT INTO {PRIVATE}.{FREEZE_TABLE} (tenant_id, schema_name) "
             "VALUES (%s, %s) ON CONFLICT DO NOTHING",
             [tenant_id, schema],
         )
@@ -190,13 +187,13 @@ def mover_lock(*, tenant_id: int, using: str) -> Iterator[None]:
 
 def unfreeze(*, tenant_id: int, using: str) -> None:
     with connections[using].cursor() as cursor:
-        cursor.execute(f"DELETE FROM {PRIVATE}.placement_freeze WHERE tenant_id = %s", [tenant_id])
+        cursor.execute(f"DELETE FROM {PRIVATE}.{FREEZE_TABLE} WHERE tenant_id = %s", [tenant_id])
 
 
 def frozen(*, tenant_id: int, using: str) -> list[str]:
     with connections[using].cursor() as cursor:
         cursor.execute(
-            f"SELECT schema_name FROM {PRIVATE}.placement_freeze WHERE tenant_id = %s",
+            f"SELECT schema_name FROM {PRIVATE}.{FREEZE_TABLE} WHERE tenant_id = %s",
             [tenant_id],
         )
         return [name for (name,) in cursor.fetchall()]
