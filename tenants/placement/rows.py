@@ -75,6 +75,13 @@ def _pk(table: TenantTable) -> str:
     return connections[DEFAULT_DB_ALIAS].ops.quote_name(table.pk.column)
 
 
+def _insert_into(side: Side, table: TenantTable) -> str:
+    """The head of an insert into `side` that keeps the rows' ids (the copy and the replay)."""
+    return (
+        f"INSERT INTO {side.table(table)} ({', '.join(columns_of(table))}) OVERRIDING SYSTEM VALUE"
+    )
+
+
 def _conflict(table: TenantTable) -> str:
     pk = _pk(table)
     updates = ", ".join(
@@ -146,8 +153,8 @@ class Rows:
             if leg.local:
                 rows = self._execute(
                     leg.target,
-                    f"INSERT INTO {leg.target.table(table)} ({listed}) OVERRIDING SYSTEM VALUE "
-                    f"{selected} {_conflict(table)} RETURNING {pk}",
+                    f"{_insert_into(leg.target, table)} {selected} {_conflict(table)} "
+                    f"RETURNING {pk}",
                     [self.tenant_id, last, COPY_BATCH],
                 )
                 count, top = len(rows), max((r[0] for r in rows), default=None)
@@ -172,7 +179,7 @@ class Rows:
         listed = ", ".join(columns_of(table))
         return self._rowcount(
             leg.target,
-            f"INSERT INTO {leg.target.table(table)} ({listed}) OVERRIDING SYSTEM VALUE "
+            f"{_insert_into(leg.target, table)} "
             f"SELECT {listed} FROM jsonb_populate_recordset(NULL::{leg.target.table(table)}, "
             f"%s::jsonb) {_conflict(table)}",
             [batch],
@@ -208,8 +215,8 @@ class Rows:
             self.run_ctes(
                 local[0].target,
                 [
-                    f"INSERT INTO {leg.target.table(leg.table)} ({', '.join(columns_of(leg.table))}) "
-                    f"OVERRIDING SYSTEM VALUE SELECT {', '.join(columns_of(leg.table))} FROM "
+                    f"{_insert_into(leg.target, leg.table)} "
+                    f"SELECT {', '.join(columns_of(leg.table))} FROM "
                     f"{leg.source.table(leg.table)} WHERE tenant_id = %s AND {_pk(leg.table)} = "
                     f"ANY(%s) {_conflict(leg.table)} RETURNING 1"
                     for leg in local
