@@ -386,24 +386,28 @@ def _functions_sql(schema: str) -> list[str]:
             END $$""",
         # The search path of the signed tenant's transaction (docs/placement.md): its
         # dedicated schema first, or the home schema alone. Read from the tenant's row at
-        # every transaction, so a new placement holds from each process's next transaction;
-        # anything it cannot tell raises rather than falling back to the shared tables.
+        # every transaction, so a new placement holds from each process's next transaction.
+        # A path names tables, not rows: the policies check the signature on every row the
+        # transaction reads or writes. So the row named by the value is looked up before the
+        # signature is checked, and a tenant that is not in a dedicated schema (or no tenant
+        # at all) gets the home schema either way: its transactions pay one check, their
+        # policy's, not two. Only a dedicated schema is worth a check here; a value that
+        # names one and is not genuine raises, as do a missing schema and a value that is
+        # not a tenant's. What SQL learns from that is whether a tenant id is in a dedicated
+        # schema, which the schemas' names tell anyone already (docs/security.md).
         f"""CREATE OR REPLACE FUNCTION {PRIVATE}.scope_search_path() RETURNS text
             LANGUAGE plpgsql VOLATILE SECURITY DEFINER {LOOKUP_SETTINGS} AS $$
-            -- A shared tenant's path takes the lookup and one test (each expression of a
-            -- PL/pgSQL function is prepared again in every transaction: few of them).
-            DECLARE t bigint; p text; n text;
+            DECLARE raw text := current_setting('{SCOPE_SETTING}', true); t bigint; n text;
             BEGIN
-              SELECT placement, placement_name INTO p, n FROM {schema}.tenants_tenant
-                WHERE id = {PRIVATE}.scope_id('t');
-              IF FOUND AND p <> 'schema' THEN RETURN '{schema}'; END IF;
+              IF coalesce(raw, '') !~ '^t:[0-9]{{1,18}}:' THEN
+                RAISE EXCEPTION 'no signed tenant scope to route' USING ERRCODE = '42501';
+              END IF;
+              SELECT placement_name INTO n FROM {schema}.tenants_tenant
+                WHERE id = split_part(raw, ':', 2)::bigint AND placement = 'schema';
+              IF NOT FOUND THEN RETURN '{schema}'; END IF;
               t := {PRIVATE}.scope_id('t');
               IF t IS NULL THEN
                 RAISE EXCEPTION 'no signed tenant scope to route' USING ERRCODE = '42501';
-              END IF;
-              IF NOT FOUND THEN
-                RAISE EXCEPTION USING ERRCODE = '42704',
-                  MESSAGE = 'tenant ' || t || ' not found for routing';
               END IF;
               IF to_regnamespace(quote_ident(n)) IS NULL THEN
                 RAISE EXCEPTION USING ERRCODE = '3F000',
@@ -415,21 +419,26 @@ def _functions_sql(schema: str) -> list[str]:
         # break-glass grant writes, as moves and imports do): its placement is one of
         # `placements`, and a dedicated schema's is `target` itself. The restrictive policy
         # PLACEMENT_POLICY of every tenant table in the primary database (placement_check): a
-        # tenant writes even its own rows only where it is placed. A refused tenant whose move
-        # froze `target` wrote from a transaction that resolved its search path before the
-        # switch: it is told to retry (the freeze's error, tenants.placement.capture), as the
-        # capture trigger would, which runs only after this check.
+        # tenant writes even its own rows only where it is placed. Restrictive, it is ANDed
+        # with the isolation policy, whose check (tenant_id = the signed tenant) has verified
+        # the value already: so the tenant the value names is looked up first, and the
+        # signature is checked only when that tenant is not placed here. A refused tenant
+        # whose move froze `target` wrote from a transaction that resolved its search path
+        # before the switch: it is told to retry (the freeze's error,
+        # tenants.placement.capture), as the capture trigger would, which runs only after
+        # this check.
         f"""CREATE OR REPLACE FUNCTION {PRIVATE}.scope_placed_in(target text, placements text[])
             RETURNS boolean
             LANGUAGE plpgsql STABLE SECURITY DEFINER {LOOKUP_SETTINGS} AS $$
-            DECLARE t bigint := {PRIVATE}.scope_id('t');
+            DECLARE raw text := current_setting('{SCOPE_SETTING}', true); t bigint;
             BEGIN
-              IF t IS NULL THEN RETURN {PRIVATE}.breakglass_open(); END IF;
-              IF EXISTS (SELECT 1 FROM {schema}.tenants_tenant WHERE id = t
-                   AND placement = ANY (placements)
+              IF raw ~ '^t:[0-9]{{1,18}}:' AND EXISTS (SELECT 1 FROM {schema}.tenants_tenant
+                   WHERE id = split_part(raw, ':', 2)::bigint AND placement = ANY (placements)
                    AND (placement <> 'schema' OR placement_name = target)) THEN
                 RETURN true;
               END IF;
+              t := {PRIVATE}.scope_id('t');
+              IF t IS NULL THEN RETURN {PRIVATE}.breakglass_open(); END IF;
               IF to_regclass('{PRIVATE}.{FREEZE_TABLE}') IS NOT NULL THEN
                 IF EXISTS (SELECT 1 FROM {PRIVATE}.{FREEZE_TABLE}
                            WHERE tenant_id = t AND schema_name = target) THEN

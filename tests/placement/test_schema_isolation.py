@@ -110,12 +110,22 @@ def test_the_runtime_role_changes_no_placement(pair, statement):
         fetch(statement.format(schema=schema))
 
 
-def test_the_routing_function_refuses_without_a_signed_tenant(pair):
+def test_the_routing_function_checks_a_dedicated_schemas_signature(pair):
+    """Without a tenant's value it refuses. A forged value naming a tenant in a dedicated schema
+    is refused too; one naming a shared tenant gets the home schema, where its policies then
+    show nothing (the path names tables; the policies check the signature on every row)."""
     with no_tenant(), pytest.raises(DatabaseError, match="no signed tenant"), transaction.atomic():
         fetch("SELECT ameide_private.scope_search_path()")
-    with no_tenant(), pytest.raises(DatabaseError, match="no signed tenant"), transaction.atomic():
-        fetch("SELECT set_config('app.scope', 't:1:0:9999999999:00', true)")
-        fetch("SELECT ameide_private.scope_search_path()")
+    for tenant in pair:
+        forged = f"t:{tenant.pk}:0:9999999999:{'0' * 64}"
+        with no_tenant(), transaction.atomic():
+            fetch("SELECT set_config('app.scope', %s, true)", [forged])
+            if tenant.placement == "schema":
+                with pytest.raises(DatabaseError, match="no signed tenant"), transaction.atomic():
+                    fetch("SELECT ameide_private.scope_search_path()")
+            else:
+                assert fetch("SELECT ameide_private.scope_search_path()") == [('"public"',)]
+                assert fetch(f"SELECT count(*) FROM {table_of(tenant)}") == [(0,)]
 
 
 @pytest.mark.parametrize("order", ["a writes b", "b writes a"])
