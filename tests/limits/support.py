@@ -21,20 +21,31 @@ from tests.rls.support import (
     START_TIMEOUT_SECONDS,
     _wait_until,
     connection_kwargs,
+    database_name,
     gunicorn_process,
 )
 
-# Redis on this machine; the tests use their own database number and flush only it.
+# Redis on this machine, a database number of the tests' own. Two suites may run at once on one
+# machine (each with its own AMEIDE_TEST_DB_NAME): each keeps its keys under a prefix named
+# after its test database and clears only those, so neither empties the other's buckets.
 REDIS_TEST_URL = os.environ.get("AMEIDE_TEST_REDIS_URL", "redis://127.0.0.1:6379/7")
 
 
+def redis_prefix() -> str:
+    """TENANCY_REDIS_PREFIX of the processes this suite starts."""
+    return f"ameide-test:{database_name()}:"
+
+
 def redis_url() -> str:
+    """REDIS_URL of the processes this suite starts, with this suite's keys cleared."""
     client = redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=2)
     try:
         client.ping()
     except redis.ConnectionError:
         pytest.fail(f"Redis is not reachable at {REDIS_TEST_URL} (apt-get install redis-server)")
-    client.flushdb()
+    stale = list(client.scan_iter(match=f"{redis_prefix()}*"))
+    if stale:
+        client.delete(*stale)
     return REDIS_TEST_URL
 
 

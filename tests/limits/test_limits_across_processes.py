@@ -19,6 +19,7 @@ from tests.limits.support import (
     gunicorn_workers,
     holding,
     parallel,
+    redis_prefix,
     redis_url,
     wait_for,
 )
@@ -68,6 +69,7 @@ def server(request, settings, tenant_a, tenant_b, tmp_path):
         DEV_ISSUER_ENABLED="true",
         DEV_ISSUER_URL=settings.DEV_ISSUER_URL,
         REDIS_URL=redis_url() if request.param == "redis" else "",
+        TENANCY_REDIS_PREFIX=redis_prefix(),
         TENANCY_LIMITS_CACHE_SECONDS="0",
         TENANCY_USAGE_FLUSH_SECONDS="0",
         CONN_MAX_AGE="60",
