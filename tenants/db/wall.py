@@ -389,9 +389,9 @@ def _functions_sql(schema: str) -> list[str]:
         # every transaction, so a new placement holds from each process's next transaction.
         # A path names tables, not rows: the policies check the signature on every row the
         # transaction reads or writes. So the row named by the value is looked up before the
-        # signature is checked, and a tenant that is not in a dedicated schema (or no tenant
-        # at all) gets the home schema either way: its transactions pay one check, their
-        # policy's, not two. Only a dedicated schema is worth a check here; a value that
+        # signature is checked, and a tenant that is not in a dedicated schema (or an id that
+        # names no tenant) gets the home schema either way: its transactions pay one check,
+        # their policy's, not two. Only a dedicated schema is worth a check here; a value that
         # names one and is not genuine raises, as do a missing schema and a value that is
         # not a tenant's. What SQL learns from that is whether a tenant id is in a dedicated
         # schema, which the schemas' names tell anyone already (docs/security.md).
