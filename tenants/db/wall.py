@@ -399,11 +399,11 @@ def _functions_sql(schema: str) -> list[str]:
             LANGUAGE plpgsql VOLATILE SECURITY DEFINER {LOOKUP_SETTINGS} AS $$
             DECLARE raw text := current_setting('{SCOPE_SETTING}', true); t bigint; n text;
             BEGIN
-              IF coalesce(raw, '') !~ '^t:[0-9]{{1,18}}:' THEN
+              IF NOT coalesce({_NAMES_A_TENANT}, false) THEN
                 RAISE EXCEPTION 'no signed tenant scope to route' USING ERRCODE = '42501';
               END IF;
               SELECT placement_name INTO n FROM {schema}.tenants_tenant
-                WHERE id = split_part(raw, ':', 2)::bigint AND placement = 'schema';
+                WHERE id = {_NAMED_TENANT} AND placement = 'schema';
               IF NOT FOUND THEN RETURN '{schema}'; END IF;
               t := {PRIVATE}.scope_id('t');
               IF t IS NULL THEN
@@ -432,8 +432,8 @@ def _functions_sql(schema: str) -> list[str]:
             LANGUAGE plpgsql STABLE SECURITY DEFINER {LOOKUP_SETTINGS} AS $$
             DECLARE raw text := current_setting('{SCOPE_SETTING}', true); t bigint;
             BEGIN
-              IF raw ~ '^t:[0-9]{{1,18}}:' AND EXISTS (SELECT 1 FROM {schema}.tenants_tenant
-                   WHERE id = split_part(raw, ':', 2)::bigint AND placement = ANY (placements)
+              IF {_NAMES_A_TENANT} AND EXISTS (SELECT 1 FROM {schema}.tenants_tenant
+                   WHERE id = {_NAMED_TENANT} AND placement = ANY (placements)
                    AND (placement <> 'schema' OR placement_name = target)) THEN
                 RETURN true;
               END IF;
@@ -480,6 +480,13 @@ def _hmac(message: str, *, key: str) -> str:
     """HMAC-SHA256 of the SQL text `message` with the padded key halves of record `key`:
     sha256(outer || sha256(inner || message)), as tenants.db.signing computes it."""
     return f"sha256({key}.outer_pad || sha256({key}.inner_pad || convert_to({message}, 'UTF8')))"
+
+
+# The tenant a scope value names, read without checking its signature (the variable `raw`
+# holds the value): for the lookups whose answer the isolation policy's own check decides
+# anyway, routing and the placement check (below). Only digits reach the cast.
+_NAMES_A_TENANT = "raw ~ '^t:[0-9]{1,18}:'"
+_NAMED_TENANT = "split_part(raw, ':', 2)::bigint"
 
 
 def _membership_table() -> str:
