@@ -9,13 +9,10 @@ from workflows.models import Workflow, WorkflowRun
 
 
 def workflow_list() -> QuerySet[Workflow]:
-    # The owners in the same query where a join can reach them; otherwise in a second query
-    # (one per page: id IN (...)). On Citus the workflows are distributed and the users stay
-    # on the coordinator, and Citus cannot plan that join while the user table has row
-    # security ("failed to postpone qual containing lateral reference"; docs/citus.md); a
-    # tenant in a dedicated database has its users in `default`, which a join cannot reach
-    # (docs/placement.md). The second query cost a shared tenant's list about a tenth of its
-    # CPU (docs/benchmarks.md, pair 6).
+    # The owners in the same query where PostgreSQL can join them well, otherwise in a second
+    # query (one per page: id IN (...)); tenants.placement.router.joins_global_rows says
+    # where, and why not elsewhere. The second query cost a shared tenant's list about a tenth
+    # of its CPU (docs/benchmarks.md, pair 6).
     workflows = Workflow.objects.all()
     if joins_global_rows():
         return workflows.select_related("owner")

@@ -76,7 +76,8 @@ def _pk(table: TenantTable) -> str:
 
 
 def _insert_into(side: Side, table: TenantTable) -> str:
-    """The head of an insert into `side` that keeps the rows' ids (the copy and the replay)."""
+    """The head of an insert into `side` that keeps the rows' ids (the copy, the cross-database
+    write and the replay)."""
     return (
         f"INSERT INTO {side.table(table)} ({', '.join(columns_of(table))}) OVERRIDING SYSTEM VALUE"
     )
