@@ -25,10 +25,8 @@ class Load:
         *,
         prefix: str,
         pause: float = 0.002,
-        per_request: bool = False,
     ) -> None:
         self.tenant = tenant
-        self.per_request = per_request
         self.prefix = prefix
         self.stop = stop
         self.pause = pause
@@ -62,11 +60,11 @@ class Load:
                 time.sleep(0.01)
 
     def current(self) -> Tenant:
-        """The Tenant row of one request. Between the shared tables and a schema the same
-        object serves throughout, loaded before the move: the search path is read in the
-        database per transaction. The router picks a dedicated database from the row a
-        process loaded, which a server reads per request (admission): so, per operation."""
-        return Tenant.objects.get(pk=self.tenant.pk) if self.per_request else self.tenant
+        """The Tenant row of one request, loaded per operation as a server loads it per request
+        (admission): the router picks a dedicated database, and the backend a shared tenant's
+        search path, from the row a process loaded (a schema tenant's path is read in the
+        database per transaction)."""
+        return Tenant.objects.get(pk=self.tenant.pk)
 
     def write(self) -> None:
         rng = random.Random(self.tenant.pk)

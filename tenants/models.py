@@ -7,20 +7,13 @@ from django.db.models.functions import Now
 
 from tenants.constraints import GlobalRowSecurity
 from tenants.context import no_tenant
+from tenants.placement.kinds import Placement
 from tenants.preparation import Tenancy, install_tenant_keys
 from tenants.scoping import (
     TenantManager,
     check_row_of_current_tenant,
     claim_row_for_current_tenant,
 )
-
-
-class Placement(models.TextChoices):
-    """Where a tenant's rows live: the shared tables, a dedicated schema, a dedicated database."""
-
-    SHARED = "shared", "Shared tables"
-    SCHEMA = "schema", "Dedicated schema"
-    DATABASE = "database", "Dedicated database"
 
 
 class Tenant(models.Model):

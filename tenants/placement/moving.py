@@ -29,10 +29,11 @@ so memberships stay in `default` (a schema's memberships move to or from the sha
 Never two copies taking writes: the application writes only where Tenant.placement says, the
 target is never written by it before the switch (and a dedicated schema's restrictive policy
 refuses it), and after the switch the source stays frozen until no transaction that could have
-routed there is left. Within one database the search path is read from the tenant row per
-transaction, so that is the transactions open at the switch; a dedicated database is chosen by
-the router from the Tenant row a process loaded (per request, per run), so a move to or from
-one also keeps the source frozen for TENANCY_MOVE_STALE_SECONDS after the switch.
+routed there is left. Within one database a schema tenant's search path is read from the
+tenant row per transaction, so that is the transactions open at the switch; a dedicated
+database, and a shared tenant's search path, are chosen from the Tenant row a process loaded
+(per request, per run), so a move to or from a database, or out of the shared tables, also
+keeps the source frozen for TENANCY_MOVE_STALE_SECONDS after the switch.
 
 Rows of `default` are read and written through the application's connection under break-glass
 (`unscoped()`: audited, and the only scope PostgreSQL lets see two placements), rows of a
@@ -179,8 +180,12 @@ def legs_of(move: PlacementMove) -> list[Leg]:
 
 def routed_by_process(move: PlacementMove) -> bool:
     """Whether a process's Tenant row, not the database, decides where the tenant's rows go
-    during this move: the router picks a dedicated database's alias from it."""
-    return Placement.DATABASE in (move.source_kind, move.target_kind)
+    during this move: the router picks a dedicated database's alias from it, and the backend
+    routes a tenant whose row says the shared tables there without asking the database
+    (tenants.db.backend), so a row loaded before a move out of them still routes there."""
+    return Placement.DATABASE in (move.source_kind, move.target_kind) or (
+        move.source_kind == Placement.SHARED
+    )
 
 
 class _Mover:

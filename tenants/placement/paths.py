@@ -20,9 +20,10 @@ ALIAS_PREFIX = "placement-schema:"
 
 # Appended to the scope prefix. A tenant's path is read in the database from its row, in the
 # same statement that sets its signed scope (evaluated after it, left to right), so a new
-# placement holds from every process's next transaction and no cache can be stale.
+# placement holds from every process's next transaction.
 TENANT_SEARCH_PATH = "set_config('search_path', ameide_private.scope_search_path(), true)"
-# The global scope, break-glass and pinned connections: a path the application names.
+# The global scope, break-glass, pinned connections and a tenant whose row, as the process
+# loaded it, says the shared tables (tenants.db.backend): a path the application names.
 FIXED_SEARCH_PATH = "set_config('search_path', %s, true)"
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")

@@ -206,6 +206,41 @@ def test_a_transaction_begun_before_the_switch_cannot_write_to_the_source(two):
     assert app_rows(acme) == before
 
 
+def test_a_process_holding_the_shared_row_reads_the_source_and_cannot_write_there(two):
+    """The backend routes a tenant whose row says the shared tables without asking the
+    database: a process holding the row from before the switch still reads the shared
+    tables, where the rows stay, frozen (writes refused), for TENANCY_MOVE_STALE_SECONDS."""
+    acme, _ = two
+    before = app_rows(acme)
+    stale = Tenant.objects.get(pk=acme.pk)  # placement: shared
+    seen: dict[str, object] = {}
+
+    def at(step):
+        if step == SWITCH:
+            with tenant_context(stale):
+                seen["names"] = sorted(Workflow.objects.values_list("name", flat=True))
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT current_schemas(false)::text")
+                    seen["path"] = cursor.fetchone()[0]
+            try:
+                with tenant_context(stale), transaction.atomic():
+                    Workflow.objects.create(name="from a stale process")
+                seen["write"] = "written"
+            except OperationalError as exc:
+                seen["write"] = "frozen" if is_frozen_error(exc) else repr(exc)
+            with tenant_context(Tenant.objects.get(pk=acme.pk)), connection.cursor() as cursor:
+                cursor.execute("SELECT current_schemas(false)::text")
+                seen["fresh path"] = cursor.fetchone()[0]
+
+    summary = _move(acme, after_step=at)
+    assert summary.outcome == "done"
+    assert seen["path"] == "{public}" and seen["fresh path"] == "{pmove_one,public}"
+    assert seen["names"] == sorted(w[1] for w in before["workflows_workflow"])
+    assert seen["write"] == "frozen"
+    assert placed_rows(acme.pk).keys() == {"pmove_one"}
+    assert app_rows(acme) == before
+
+
 def test_a_name_given_up_and_taken_again_during_the_move_is_replayed(two):
     """Deleted and made again under the same name (a unique value per tenant) after the copy:
     the replay deletes before it inserts, so the new row can take the name."""

@@ -2,7 +2,8 @@
 statement, counted by PostgreSQL itself (`track_functions`): a shared tenant's read checks it
 once, in the isolation policy; the routing function adds a check only for a tenant in a
 dedicated schema, whose path it decides; the placement check of a write adds none for a tenant
-placed where it writes (tenants.db.wall)."""
+placed where it writes (tenants.db.wall); a shared tenant's transaction does not call the
+routing function at all (tenants.db.backend)."""
 
 from __future__ import annotations
 
@@ -59,3 +60,17 @@ def test_each_check_is_made_where_it_decides_something(counted, tenant_a):
     # The INSERT's isolation policy checks the new row (its InitPlan, which RETURNING's read
     # shares); the placement check adds none.
     assert after_write - after_read == 1
+
+
+def test_a_shared_tenant_is_routed_without_asking_the_database(counted, tenant_a):
+    """The backend routes a tenant whose row says the shared tables itself (tenants.db.backend);
+    a schema tenant's path is read in the database, by the routing function, per transaction."""
+    routing = "ameide_private.scope_search_path()"
+    with transaction.atomic():
+        with no_tenant():
+            before = calls(routing)
+        with tenant_context(tenant_a):  # the scope changes: the prefix is sent again
+            assert Workflow.objects.count() == 0
+        with no_tenant():
+            after = calls(routing)
+    assert after - before == (0 if tenant_a.placement == "shared" else 1)

@@ -85,12 +85,39 @@ def test_a_failing_statement_does_not_break_the_next_ones(two_tenants, tenant_a,
 
 
 def test_every_execution_is_planned_for_its_own_tenant(persistent):
-    """A generic plan assumes an average tenant: the connection asks for a custom plan at each
-    execution, so a large tenant's query keeps its own row estimate (docs/benchmarks.md)."""
+    """A generic plan assumes an average tenant: the prefix asks for a custom plan for every
+    statement after it, so a large tenant's query keeps its own row estimate
+    (docs/benchmarks.md)."""
     persistent.ensure_connection()
     with no_tenant(), persistent.cursor() as cursor:
         cursor.execute("SHOW plan_cache_mode")
         assert cursor.fetchone()[0] == "force_custom_plan"
+
+
+def test_the_query_is_planned_each_time_and_the_prefix_once(two_tenants, tenant_a, persistent):
+    """The statement behind the prefix is planned at every execution, for its tenant; the
+    prefix, which reads no table, keeps one generic plan (it was planned anew each time)."""
+    query = "SELECT count(*) FROM workflows_workflow WHERE name <> %s"
+    with tenant_context(tenant_a):
+        for _ in range(20):
+            assert _count_with(persistent, query) == 2
+    with no_tenant(), persistent.cursor() as cursor:
+        cursor.execute(
+            "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements "
+            "WHERE statement LIKE %s OR statement LIKE %s",
+            ["SELECT count(*) FROM workflows_workflow WHERE name <> $1", "%'app.scope'%"],
+        )
+        plans = {statement: (generic, custom) for statement, generic, custom in cursor}
+    queries = [plan for statement, plan in plans.items() if "app.scope" not in statement]
+    prefixes = [plan for statement, plan in plans.items() if "app.scope" in statement]
+    assert queries and all(generic == 0 and custom >= 15 for generic, custom in queries)
+    assert prefixes and any(generic >= 5 for generic, _ in prefixes)
+
+
+def _count_with(wrapper, sql: str) -> int:
+    with wrapper.cursor() as cursor:
+        cursor.execute(sql, ["no such name"])
+        return cursor.fetchone()[0]
 
 
 @pytest.mark.parametrize(

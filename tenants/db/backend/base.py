@@ -38,6 +38,7 @@ from tenants.context import current_tenant_or_none, database_scope
 from tenants.db.signing import DatabaseScope, scope_value, tenant_label
 from tenants.db.timeouts import timeout_for
 from tenants.db.wall import SCOPE_SETTING
+from tenants.placement.kinds import Placement
 from tenants.placement.paths import (
     FIXED_SEARCH_PATH,
     HOME_SCHEMA,
@@ -59,9 +60,17 @@ _MUST_RUN_ALONE = re.compile(
     r"CONCURRENTLY\b|REINDEX\b",
     re.IGNORECASE,
 )
+# Prepared, a statement keeps its parse but is planned again at each execution: a generic
+# plan, made once for every tenant, assumes an average tenant's row count and reads a large
+# tenant's rows in the wrong order (seen: 108 ms instead of 3 ms for the 50 newest of a
+# 25,000-row tenant; docs/benchmarks.md). So the prefix asks for custom plans for the rest of
+# the transaction: PostgreSQL binds (plans) each message after running the ones before it, so
+# the statement behind the prefix is planned for its own tenant, while the prefix itself,
+# which reads no table, keeps its one generic plan (planning it anew cost 15 µs a statement).
 _PREFIX = (
     f"SELECT set_config('{SCOPE_SETTING}', %s, true), set_config('role', %s, true), "
-    "set_config('application_name', %s, true)"
+    "set_config('application_name', %s, true), "
+    "set_config('plan_cache_mode', 'force_custom_plan', true)"
 )
 # What a label may hold: identifiers, no quotes, no spaces of the client's choosing.
 _UNSAFE_LABEL = re.compile(r"[^A-Za-z0-9._:-]")
@@ -225,14 +234,6 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
             # Prepared statements live in one server session: never behind a transaction-mode
             # pooler, where the next transaction may run on another backend.
             params["prepare_threshold"] = 5
-            # Prepared, a statement keeps its parse but is planned again at each execution: a
-            # generic plan, made once for every tenant, assumes an average tenant's row count
-            # and reads a large tenant's rows in the wrong order (seen: 108 ms instead of 3 ms
-            # for the 50 newest of a 25,000-row tenant; docs/benchmarks.md). Custom plans
-            # keep each tenant's own estimate.
-            custom = "-c plan_cache_mode=force_custom_plan"
-            given = params.get("options")
-            params["options"] = f"{given} {custom}" if given else custom
         return params
 
     # The setting ends with the transaction: forget it at the same moments PostgreSQL does.
@@ -330,10 +331,12 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
         return self._routed(scope, _PREFIX, [value, role, label])
 
     def _routed(self, scope: DatabaseScope, prefix: str, params: list[str]):
-        """The prefix with the transaction's search path (tenants.placement.paths): the
-        tenant's placement read in the database, after its scope; the home schema otherwise;
-        a pinned connection's schema when it migrates one; the home schema in a dedicated
-        database. Not on Citus (no dedicated schemas there yet, docs/placement.md)."""
+        """The prefix with the transaction's search path (tenants.placement.paths): the home
+        schema for a tenant whose row, as this process loaded it, says the shared tables (as
+        a dedicated database is chosen, tenants.placement.router), and for the global scope;
+        any other tenant's placement read in the database, after its scope; a pinned
+        connection's schema when it migrates one; the home schema in a dedicated database.
+        Not on Citus (no dedicated schemas there yet, docs/placement.md)."""
         if settings.TENANCY_CITUS:
             return prefix, params
         if self.settings_dict.get("PLACEMENT"):
@@ -343,7 +346,7 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
         pinned = pinned_schema(self.settings_dict)
         if pinned is not None:
             return f"{prefix}, {FIXED_SEARCH_PATH}", [*params, search_path_of(pinned)]
-        if scope.kind == "t":
+        if scope.kind == "t" and not _in_shared_tables(scope):
             return f"{prefix}, {TENANT_SEARCH_PATH}", params
         return f"{prefix}, {FIXED_SEARCH_PATH}", [*params, HOME_SCHEMA]
 
@@ -406,6 +409,20 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
             if settings.TENANCY_CITUS:
                 self.connection.execute(_set_local(prefix_params[0]))
         self._carried = database_scope()
+
+
+def _in_shared_tables(scope: DatabaseScope) -> bool:
+    """Whether the scope's tenant is, by the row this process loaded, in the shared tables.
+
+    Routing it here spares every one of its statements the lookup in the database (about 27 µs
+    of the server's time, docs/benchmarks.md). A row loaded before the tenant moved to a schema
+    routes to the shared tables, where the move keeps its rows frozen (writes refused) for
+    TENANCY_MOVE_STALE_SECONDS after the switch (tenants.placement.moving.routed_by_process);
+    the path decides no row's visibility, which the policies check on every row."""
+    # Read from the instance's own fields: a row loaded without its placement (a deferred
+    # field) is routed by the database, never loaded from inside this statement's wrapper.
+    loaded = getattr(current_tenant_or_none(), "__dict__", {})
+    return loaded.get("id") == scope.ident and loaded.get("placement") == Placement.SHARED
 
 
 # What a signed value is made of (tenants.db.signing.scope_value): nothing that needs quoting.
