@@ -98,9 +98,8 @@ class RedisStore(Store):
         self.pool = redis.ConnectionPool.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout
         )
-        self.admit_sha = hashlib.sha1(
-            _ADMIT.encode(), usedforsecurity=False
-        ).hexdigest()  # EVALSHA names it
+        # EVALSHA names the script by its SHA-1 (a name, not a security use).
+        self.admit_sha = hashlib.sha1(_ADMIT.encode(), usedforsecurity=False).hexdigest()
         self.prefix = settings.TENANCY_REDIS_PREFIX
         self.local = threading.local()
 
