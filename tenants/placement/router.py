@@ -25,6 +25,7 @@ from ameide.database import dedicated_alias
 from tenants.context import current_scope
 from tenants.exceptions import PlacementUnavailable, UnscopedAcrossPlacements
 from tenants.models import Placement, Tenant
+from tenants.placement.kinds import loaded_in_shared_tables
 from tenants.preparation import Tenancy
 
 
@@ -70,7 +71,7 @@ def joins_global_rows() -> bool:
     if settings.TENANCY_CITUS or current_alias() != DEFAULT_DB_ALIAS:
         return False
     tenant = current_scope().tenant
-    return tenant is None or tenant.placement == Placement.SHARED
+    return tenant is None or loaded_in_shared_tables(tenant)
 
 
 def placement_of_alias(alias: str) -> str:

@@ -38,7 +38,7 @@ from tenants.context import current_tenant_or_none, database_scope
 from tenants.db.signing import DatabaseScope, scope_value, tenant_label
 from tenants.db.timeouts import timeout_for
 from tenants.db.wall import SCOPE_SETTING
-from tenants.placement.kinds import Placement
+from tenants.placement.kinds import loaded_in_shared_tables
 from tenants.placement.paths import (
     FIXED_SEARCH_PATH,
     HOME_SCHEMA,
@@ -419,10 +419,8 @@ def _in_shared_tables(scope: DatabaseScope) -> bool:
     routes to the shared tables, where the move keeps its rows frozen (writes refused) for
     TENANCY_MOVE_STALE_SECONDS after the switch (tenants.placement.moving.routed_by_process);
     the path decides no row's visibility, which the policies check on every row."""
-    # Read from the instance's own fields: a row loaded without its placement (a deferred
-    # field) is routed by the database, never loaded from inside this statement's wrapper.
-    loaded = getattr(current_tenant_or_none(), "__dict__", {})
-    return loaded.get("id") == scope.ident and loaded.get("placement") == Placement.SHARED
+    tenant = current_tenant_or_none()
+    return tenant is not None and tenant.pk == scope.ident and loaded_in_shared_tables(tenant)
 
 
 # What a signed value is made of (tenants.db.signing.scope_value): nothing that needs quoting.
