@@ -1,4 +1,4 @@
-"""App config: wires the model hooks, system checks and post-migrate grants at start-up."""
+"""App config: wires the model hooks, system checks, post-migrate grants and date-time loader at start-up."""
 
 from django.apps import AppConfig
 
@@ -8,14 +8,16 @@ class TenantsConfig(AppConfig):
     verbose_name = "Tenancy"
 
     def ready(self) -> None:
+        from django.db.backends.signals import connection_created
         from django.db.models.signals import post_migrate
 
         from tenants import checks  # noqa: F401  (registers the system checks)
         from tenants.context import install_breakglass_gate
-        from tenants.db import breakglass
+        from tenants.db import breakglass, loaders
         from tenants.db.roles import grant_runtime_privileges
         from tenants.placement import databases
 
         post_migrate.connect(grant_runtime_privileges, dispatch_uid="tenants.grants")
+        connection_created.connect(loaders.register, dispatch_uid="tenants.loaders")
         databases.connect_signals()
         install_breakglass_gate(breakglass)
