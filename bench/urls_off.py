@@ -12,15 +12,20 @@ from rest_framework.routers import SimpleRouter
 from tenants.context import tenant_context
 from tenants.models import Tenant
 from workflows.models import Workflow
+from workflows.selectors import LIST_COLUMNS
 from workflows.views import WorkflowViewSet
 
 _STATIC_BODY = Path(settings.BENCH_STATIC_BODY).read_bytes()
 
 
 def _single_tenant_workflows() -> QuerySet:
-    # What an application without a tenancy layer writes: a plain queryset and its own filter.
+    # What an application without a tenancy layer writes: a plain queryset and its own filter,
+    # reading the same columns as the tenant-aware list (workflows.selectors).
     return (
-        QuerySet(model=Workflow).filter(tenant_id=settings.BENCH_TENANT_ID).select_related("owner")
+        QuerySet(model=Workflow)
+        .filter(tenant_id=settings.BENCH_TENANT_ID)
+        .select_related("owner")
+        .only(*LIST_COLUMNS)
     )
 
 
