@@ -1,4 +1,4 @@
-"""App config: wires the model hooks, system checks, post-migrate grants and date-time loader at start-up."""
+"""App config: wires model hooks, system checks, post-migrate grants and the date-time loader."""
 
 from django.apps import AppConfig
 
