@@ -71,10 +71,22 @@ def _read_top() -> set[int]:
 top = _TopTenants()
 
 
+# The series of each (tenant label, status class), looked up once: `labels()` validates and
+# locks on every call, three times the cost of counting (prometheus-client keeps every series it
+# made as well, so this holds no more than the registry does).
+_series: dict[tuple[str, str], tuple] = {}
+
+
 def observe(*, tenant, status: int, seconds: float) -> None:
-    label = top.label(tenant)
-    REQUESTS.labels(tenant=label, status=f"{status // 100}xx").inc()
-    LATENCY.labels(tenant=label).observe(seconds)
+    key = (top.label(tenant), f"{status // 100}xx")
+    series = _series.get(key)
+    if series is None:
+        series = _series[key] = (
+            REQUESTS.labels(tenant=key[0], status=key[1]),
+            LATENCY.labels(tenant=key[0]),
+        )
+    series[0].inc()
+    series[1].observe(seconds)
 
 
 def exposition() -> bytes:
