@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 
 import pytest
 import redis
@@ -23,6 +24,16 @@ ONE_AT_A_TIME = Limits(
     requests_per_second=100_000,
     burst=100_000,
     concurrent_requests=1,
+    rows_per_model=0,
+    storage_mb=0,
+)
+
+MANY_AT_A_TIME = Limits(
+    plan="test",
+    statement_timeout_ms=0,
+    requests_per_second=100_000,
+    burst=100_000,
+    concurrent_requests=1_000,
     rows_per_model=0,
     storage_mb=0,
 )
@@ -68,6 +79,28 @@ def test_every_admission_of_a_thread_comes_after_its_release(store):
         leases.add(lease)
         store.release(tenant_id=2, lease=lease)
     assert len(leases) == 300
+
+
+def test_lease_ids_of_concurrent_threads_never_collide(store):
+    # A lease id is the line's random part and a counter: two threads' lines, each counting
+    # from zero, must still never hand out the same id (ZADD would merge their leases).
+    leases: list[list[str]] = [[], []]
+    barrier = threading.Barrier(2)
+
+    def admit(into: list[str]) -> None:
+        barrier.wait()
+        for _ in range(200):
+            _, lease = store.admit(tenant_id=5, limits=MANY_AT_A_TIME)
+            into.append(lease)
+
+    threads = [threading.Thread(target=admit, args=(into,)) for into in leases]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(leases[0]) == len(leases[1]) == 200
+    assert not set(leases[0]) & set(leases[1])
+    assert len(set(leases[0])) == 200
 
 
 def test_a_refused_release_is_logged_and_the_next_admission_answers(store, peek, caplog):
