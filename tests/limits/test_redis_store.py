@@ -1,7 +1,8 @@
 """The Redis store's connection per thread (limits.store._Line), against a redis-server of the
 test's own: a release does not wait for Redis, the thread's next admission comes after it, a
-refused release is logged and harms nothing else, a flushed script cache is loaded again, and a
-forked child never shares its parent's socket."""
+refused release is logged and harms nothing else, a flushed script cache is loaded again, a
+forked child never shares its parent's socket, two threads' lease ids never collide, and
+replies are parsed by hiredis."""
 
 from __future__ import annotations
 
