@@ -6,6 +6,7 @@ replies are parsed by hiredis."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -29,15 +30,7 @@ ONE_AT_A_TIME = Limits(
     storage_mb=0,
 )
 
-MANY_AT_A_TIME = Limits(
-    plan="test",
-    statement_timeout_ms=0,
-    requests_per_second=100_000,
-    burst=100_000,
-    concurrent_requests=1_000,
-    rows_per_model=0,
-    storage_mb=0,
-)
+MANY_AT_A_TIME = dataclasses.replace(ONE_AT_A_TIME, concurrent_requests=1_000)
 
 
 @pytest.fixture
