@@ -34,6 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.measure import round_order, summary
+
 VARIANTS = {
     "full": "ameide.settings",
     "limits-off": "bench.settings_limits_off",
@@ -190,10 +192,8 @@ def _child(variant: str) -> None:
 
 
 def _median_iqr(values: list[float]) -> str:
-    if len(values) < 2:
-        return f"{values[0]:,.0f}"
-    q1, _, q3 = statistics.quantiles(values, n=4)
-    return f"{statistics.median(values):,.0f} ({q1:,.0f}-{q3:,.0f})"
+    s = summary(values)
+    return f"{s['median']:,.0f} ({s['q1']:,.0f}-{s['q3']:,.0f})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
             samples: dict[str, list[dict]] = {variant: [] for variant in variants}
             names = list(variants)
             for index in range(args.rounds):
-                for variant in names if index % 2 == 0 else reversed(names):
+                for variant in round_order(names, index):
                     child = children[variant]
                     child.stdin.write(f"go {args.requests}\n")
                     child.stdin.flush()

@@ -114,8 +114,8 @@ class Row:
         return {
             "pair": self.pair,
             "title": self.title,
-            "ours": {"label": self.ours_label, "samples": self.ours, **_summary(self.ours)},
-            "baseline": {"label": self.base_label, "samples": self.base, **_summary(self.base)},
+            "ours": {"label": self.ours_label, "samples": self.ours, **summary(self.ours)},
+            "baseline": {"label": self.base_label, "samples": self.base, **summary(self.base)},
             "unit": self.unit,
             "ratio_of_medians": self.ratio,
             "round_ratios": self.round_ratios,
@@ -174,7 +174,8 @@ def iqr(samples: list[float]) -> float:
     return high - low
 
 
-def _summary(samples: list[float]) -> dict[str, float]:
+def summary(samples: list[float]) -> dict[str, float]:
+    """Median, quartiles and extremes of a side's rounds (one round: all of them its value)."""
     q1, _, q3 = statistics.quantiles(samples, n=4) if len(samples) > 1 else samples * 3
     return {
         "median": statistics.median(samples),
@@ -198,7 +199,7 @@ def _fmt(value: float, unit: str) -> str:
 
 
 def _cell(label: str, samples: list[float], unit: str) -> str:
-    s = _summary(samples)
+    s = summary(samples)
     return (
         f"{label}: {_fmt(s['median'], unit)} {unit} ({_fmt(s['q1'], unit)}-{_fmt(s['q3'], unit)})"
     )
