@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 from django.db import connection, transaction
+from django.db.models.sql import InsertQuery
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from tenants.exceptions import TenantInputError
 from tenants.models import AuditEvent, Tenant
@@ -49,3 +51,20 @@ def test_ids_are_reserved_from_the_sequence_and_never_handed_out_twice():
     # An insert that takes the sequence's default does not collide with a reserved id.
     other = Tenant.objects.create(slug="by-default", name="Default", external_id="by-default")
     assert other.pk not in ids
+
+
+def test_the_statement_compiled_once_sends_what_djangos_insert_would(monkeypatch):
+    # The insert's text is compiled once per database; its values must still be the ones
+    # Django's compiler would send for this very tenant (a field with a new default, a
+    # placeholder or a conversion would otherwise reach PostgreSQL unprepared).
+    tenant_create(slug="warm-up", name="Warm")
+    frozen = timezone.now()
+    monkeypatch.setattr(timezone, "now", lambda: frozen)  # auto_now fields, both times alike
+    with CaptureQueriesContext(connection) as captured:
+        tenant = tenant_create(slug="acme", name="Acme", external_id="acme-idp")
+    [sent] = captured.captured_queries
+    insert = InsertQuery(Tenant)
+    insert.insert_values(Tenant._meta.concrete_fields, [Tenant.objects.get(pk=tenant.pk)])
+    [(insert_sql, insert_params)] = insert.get_compiler(using="default").as_sql()
+    expected = connection.ops.compose_sql(insert_sql, insert_params)
+    assert sent["sql"].startswith(f"WITH created AS ({expected} RETURNING 1) ")
