@@ -84,12 +84,16 @@ def tenant_predicate(column: str = "tenant_id", *, inline: bool = False) -> str:
 
 
 def global_predicate(under_tenant: str, *, inline: bool = False) -> str:
-    """Global rows: what a tenant may see of them, or all of them in the signed global scope."""
+    """Global rows: all of them in the signed global scope, or what a tenant may see of them."""
     if inline:
         # Citus's policy deparser knows no IS NOT NULL (its "unrecognized node type: 15");
-        # the global scope's id is 0, so >= 0 says the same.
+        # the global scope's id is 0, so >= 0 says the same. Inline, each call is made per
+        # row: the tenant's test, usually true, comes first.
         return f"(({under_tenant}) OR {_scope('g', inline=True)} >= 0)"
-    return f"(({under_tenant}) OR {_scope('g', inline=False)} IS NOT NULL)"
+    # The global scope first: its InitPlan is evaluated once per statement, and a scan in the
+    # global scope (the platform console, sign-in) then never evaluates `under_tenant` per
+    # row, whose membership probe would otherwise run for every user row read.
+    return f"({_scope('g', inline=False)} IS NOT NULL OR ({under_tenant}))"
 
 
 def breakglass_predicate(*, inline: bool = False) -> str:

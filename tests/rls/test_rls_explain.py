@@ -1,11 +1,13 @@
-"""The policy keeps the planner on the (tenant_id, ...) indexes: EXPLAIN of the workflows list
-query, as the runtime role, shows an index condition on tenant_id (THREATS 11)."""
+"""The policies keep the planner on the (tenant_id, ...) indexes: EXPLAIN of the workflows list
+query, as the runtime role, shows an index condition on tenant_id (THREATS 11); the users'
+policy probes one membership per user row read, whatever the tenant's member count, and not at
+all in the global scope."""
 
 from __future__ import annotations
 
 from django.db import connection
 
-from tenants.context import tenant_context
+from tenants.context import no_tenant, tenant_context
 from tests.rls.support import COMMITTED, owner_execute
 from workflows import selectors
 
@@ -50,3 +52,58 @@ def test_the_list_query_uses_the_tenant_index(tenant_a, tenant_b):
         assert "Seq Scan on workflows_workflow" not in text, text
         assert any("tenant_id" in cond for cond in index_conditions(text)), text
         assert "workflow_tenant_newest" in text, text
+
+
+MEMBERS_OF_A = 400
+
+
+def test_a_users_row_costs_one_membership_probe_not_a_hash_of_every_member(tenant_a, tenant_b):
+    # A's workflows belong to someone whose home is B and who is a member of A, as a user of
+    # several tenants is: the policy's membership test decides whether A sees the owner.
+    owner_execute(
+        "INSERT INTO accounts_user (password, is_superuser, username, first_name, last_name, "
+        "email, is_staff, is_active, date_joined, issuer, subject, home_tenant_id, "
+        "awaiting_first_sign_in) SELECT '!', false, 'member-' || g, '', '', '', false, true, "
+        "now(), '', '', %s, false FROM generate_series(1, %s) AS g",
+        [tenant_b.pk, MEMBERS_OF_A],
+    )
+    owner_execute(
+        "INSERT INTO accounts_membership (tenant_id, user_id, role, created_at) "
+        "SELECT %s, id, 'member', now() FROM accounts_user WHERE username LIKE 'member-%%'",
+        [tenant_a.pk],
+    )
+    fill(tenant_a.pk, 200, "a-")
+    owner_execute(
+        "UPDATE workflows_workflow SET owner_id = (SELECT id FROM accounts_user "
+        "WHERE username = 'member-1') WHERE tenant_id = %s",
+        [tenant_a.pk],
+    )
+    for table in ("accounts_user", "accounts_membership", "workflows_workflow"):
+        owner_execute(f"ANALYZE {table}")
+    with tenant_context(tenant_a):
+        page = selectors.workflow_list().order_by("-created_at", "-id")[:50]
+        plan = page.explain()
+        assert [w.owner.username for w in page] == ["member-1"] * 50
+    # PostgreSQL cannot know the signed tenant's member count (a parameter): left to itself,
+    # it hashes all of them in every statement that reads a user (docs/benchmarks.md, 2m).
+    assert "hashed SubPlan" not in plan, plan
+    assert any("user_id = accounts_user.id" in c for c in index_conditions(plan)), plan
+
+
+def test_in_the_global_scope_a_users_scan_probes_no_membership(tenant_a, tenant_b):
+    owner_execute(
+        "INSERT INTO accounts_user (password, is_superuser, username, first_name, last_name, "
+        "email, is_staff, is_active, date_joined, issuer, subject, home_tenant_id, "
+        "awaiting_first_sign_in) SELECT '!', false, 'someone-' || g, '', '', '', false, true, "
+        "now(), '', '', NULL, false FROM generate_series(1, 20) AS g"
+    )
+    with no_tenant(), connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (ANALYZE, COSTS OFF) SELECT count(*) FROM accounts_user")
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        cursor.execute("SELECT count(*) FROM accounts_user")
+        assert cursor.fetchone()[0] >= 20
+    # The global scope's test comes first (tenants.db.wall.global_predicate): the per-row
+    # membership probe of the tenant's test never runs.
+    memberships = [line for line in plan.splitlines() if "accounts_membership" in line]
+    assert memberships, plan
+    assert all("never executed" in line for line in memberships), plan
