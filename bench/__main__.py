@@ -193,7 +193,10 @@ def main(argv: list[str] | None = None) -> int:
         "1": ("PK read", lambda: pairs_database.pk_read(dataset=datasets["main"], plan=plan)),
         "2": (
             "list under RLS",
-            lambda: pairs_database.list_under_rls(dataset=datasets["main"], plan=plan),
+            lambda: [
+                *pairs_database.list_under_rls(dataset=datasets["main"], plan=plan),
+                *pairs_database.list_by_member_count(dataset=datasets["main"], plan=plan),
+            ],
         ),
         "3": (
             "per-request context",

@@ -17,13 +17,16 @@ from dataclasses import asdict, dataclass
 from django.core.management import call_command
 from django.db import connections
 
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 MEMBER_USERNAME = "bench-member"
 IDP = "https://idp.bench.invalid/"  # the issuer of the identity directory's users
 OWNER_USERNAME = "bench-owner"
 MEMBER_PASSWORD = "bench-password"  # noqa: S105 (a throwaway account of the benchmark database)
 # The HTTP and list pairs read the tenant of this size rank: big enough for a full page of 50.
 SERVED_RANK = 10
+# The tenant of the next rank has thousands of members (identities of the directory, homed
+# elsewhere), the served one a handful: pair 2m compares what their pages cost.
+CROWDED_RANK = SERVED_RANK + 1
 
 DEFINITION = json.dumps(
     {
@@ -43,6 +46,7 @@ class DatasetSpec:
     tenants: int
     rows: int
     users_per_tenant: int = 3  # identities of an IdP, each a member of its home tenant
+    crowded_members: int = 5_000  # members of the tenant at CROWDED_RANK (at most every user)
     zipf_exponent: float = 1.0
     seed: int = 36
     version: int = GENERATOR_VERSION
@@ -195,6 +199,15 @@ def generate(*, owner_alias: str, spec: DatasetSpec) -> None:
             "WHERE u.issuer = %s AND u.id %% 3 = 0 "
             "AND t.id <> u.home_tenant_id",
             [IDP, spec.tenants, IDP],
+        )
+        crowded_tenant = tenant_ids[tenant_order[CROWDED_RANK - 1] - 1]
+        cursor.execute(
+            "INSERT INTO accounts_membership (tenant_id, user_id, role, created_at) "
+            "SELECT %s, u.id, 'viewer', now() FROM accounts_user u WHERE u.issuer = %s "
+            "AND NOT EXISTS (SELECT 1 FROM accounts_membership m "
+            "                WHERE m.tenant_id = %s AND m.user_id = u.id) "
+            "ORDER BY u.id LIMIT %s",
+            [crowded_tenant, IDP, crowded_tenant, spec.crowded_members],
         )
         cursor.execute("SELECT setseed(%s)", [(spec.seed % 1000) / 1000])
         cursor.execute(

@@ -17,7 +17,7 @@ from accounts.admission import admit
 from accounts.models import User
 from accounts.providers import ProviderPolicy
 from accounts.tokens import IssuerConfig, VerifiedToken
-from bench.dataset import IDP, SERVED_RANK, Dataset
+from bench.dataset import CROWDED_RANK, IDP, SERVED_RANK, Dataset
 from bench.measure import Check, Row, Target, calibrate, interleave, per_op_seconds
 from bench.profiling import profile_calls
 from tenants.context import tenant_context
@@ -211,6 +211,61 @@ def list_under_rls(*, dataset: Dataset, plan: Plan) -> list[Row | Check]:
             expected="Index Cond on tenant_id",
             ok=on_tenant,
         ),
+    ]
+
+
+def _member_count(alias: str, tenant_id: int) -> int:
+    with connections[alias].cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM accounts_membership WHERE tenant_id = %s", [tenant_id])
+        return cursor.fetchone()[0]
+
+
+def list_by_member_count(*, dataset: Dataset, plan: Plan) -> list[Row | Check]:
+    """Pair 2m: the list's page with its owners, as a shared tenant's API reads it, for the
+    tenant with thousands of members against the served tenant with a handful.
+
+    The users' policy decides per user row whether the signed tenant may see it; what that
+    costs must not grow with the tenant's member count. Both pages are 50 workflows of the
+    same owner (homed in no tenant, a member of every one), so only the count differs."""
+    sides = {}
+    for name, rank in (("crowded", CROWDED_RANK), ("served", SERVED_RANK)):
+        tenant_id, _ = dataset.tenant_at_rank(rank)
+        tenant = _tenant("default", tenant_id)
+        with tenant_context(tenant):
+            query = selectors.workflow_list().order_by(*NEWEST)[:PAGE].query
+            sql, params = query.sql_with_params()
+            rows = _fetch_all("default", sql, params)
+        if len(rows) != PAGE or any(row[-1] is None for row in rows):
+            raise RuntimeError(f"the {name} tenant's page lacks rows or owners")
+        sides[name] = (tenant, sql, params, _member_count(dataset.alias, tenant_id))
+
+    def side(name: str) -> Callable[[], float]:
+        tenant, sql, params, _ = sides[name]
+
+        def run() -> float:
+            with tenant_context(tenant):
+                return per_op_seconds(lambda: _fetch_all("default", sql, params), count=count)
+
+        return run
+
+    tenant, sql, params, _ = sides["served"]
+    with tenant_context(tenant):
+        count = calibrate(lambda: _fetch_all("default", sql, params), seconds=plan.batch_seconds)
+    samples = interleave({name: side(name) for name in sides}, rounds=plan.rounds)
+    crowded, served = sides["crowded"][3], sides["served"][3]
+    return [
+        Row(
+            pair="2m",
+            title=f"the list's page with its owners in autocommit under RLS: a tenant with "
+            f"{crowded:,} members vs one with {served:,}",
+            ours_label=f"{crowded:,} members",
+            base_label=f"{served:,} members",
+            unit="us",
+            ours=samples["crowded"],
+            base=samples["served"],
+            target=Target(high=1.25),
+            note="target ours: a tenant's member count must not change what a page costs",
+        )
     ]
 
 
