@@ -57,16 +57,20 @@ def test_the_list_query_uses_the_tenant_index(tenant_a, tenant_b):
 MEMBERS_OF_A = 400
 
 
-def test_a_users_row_costs_one_membership_probe_not_a_hash_of_every_member(tenant_a, tenant_b):
-    # A's workflows belong to someone whose home is B and who is a member of A, as a user of
-    # several tenants is: the policy's membership test decides whether A sees the owner.
+def add_users(prefix: str, count: int, *, home: int | None) -> None:
     owner_execute(
         "INSERT INTO accounts_user (password, is_superuser, username, first_name, last_name, "
         "email, is_staff, is_active, date_joined, issuer, subject, home_tenant_id, "
-        "awaiting_first_sign_in) SELECT '!', false, 'member-' || g, '', '', '', false, true, "
+        "awaiting_first_sign_in) SELECT '!', false, %s || g, '', '', '', false, true, "
         "now(), '', '', %s, false FROM generate_series(1, %s) AS g",
-        [tenant_b.pk, MEMBERS_OF_A],
+        [prefix, home, count],
     )
+
+
+def test_a_users_row_costs_one_membership_probe_not_a_hash_of_every_member(tenant_a, tenant_b):
+    # A's workflows belong to someone whose home is B and who is a member of A, as a user of
+    # several tenants is: the policy's membership test decides whether A sees the owner.
+    add_users("member-", MEMBERS_OF_A, home=tenant_b.pk)
     owner_execute(
         "INSERT INTO accounts_membership (tenant_id, user_id, role, created_at) "
         "SELECT %s, id, 'member', now() FROM accounts_user WHERE username LIKE 'member-%%'",
@@ -91,12 +95,7 @@ def test_a_users_row_costs_one_membership_probe_not_a_hash_of_every_member(tenan
 
 
 def test_in_the_global_scope_a_users_scan_probes_no_membership(tenant_a, tenant_b):
-    owner_execute(
-        "INSERT INTO accounts_user (password, is_superuser, username, first_name, last_name, "
-        "email, is_staff, is_active, date_joined, issuer, subject, home_tenant_id, "
-        "awaiting_first_sign_in) SELECT '!', false, 'someone-' || g, '', '', '', false, true, "
-        "now(), '', '', NULL, false FROM generate_series(1, 20) AS g"
-    )
+    add_users("someone-", 20, home=None)
     with no_tenant(), connection.cursor() as cursor:
         cursor.execute("EXPLAIN (ANALYZE, COSTS OFF) SELECT count(*) FROM accounts_user")
         plan = "\n".join(row[0] for row in cursor.fetchall())
