@@ -542,6 +542,23 @@ def test_global_tables_under_a_tenant_show_only_that_tenant(two_tenants):
     assert "s3cret" not in str(owner_execute("SELECT client_secret FROM accounts_identityprovider"))
 
 
+def test_a_member_homed_elsewhere_is_seen_only_while_a_member(two_tenants):
+    # The users' policy's membership test (a probe per user row, accounts.models): raw SQL
+    # under A sees B's user while that user is a member of A, never B's other users.
+    a, b = two_tenants["a"], two_tenants["b"]
+    make_member(tenant=a, username="ann-red")
+    guest = make_member(tenant=b, username="bob-red")
+    make_member(tenant=b, username="bea-red")
+    with tenant_context(a):
+        Membership.objects.create(user=guest, role="viewer")
+        assert {r[0] for r in fetch("SELECT username FROM accounts_user")} == {"ann-red", "bob-red"}
+        Membership.objects.filter(user=guest).delete()
+        assert {r[0] for r in fetch("SELECT username FROM accounts_user")} == {"ann-red"}
+        assert fetch("UPDATE accounts_user SET first_name = 'x' WHERE username LIKE 'b%%'") == []
+    with tenant_context(b):
+        assert {r[0] for r in fetch("SELECT username FROM accounts_user")} == {"bob-red", "bea-red"}
+
+
 def test_a_global_lookup_into_tenant_rows_fails_closed(two_tenants):
     make_member(tenant=two_tenants["a"], username="admin-red", role="admin")
     from tenants.exceptions import TenantNotSet
