@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections import Counter
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,20 +189,41 @@ class _Side:
 
 
 def _series(
-    figures: dict[str, list[dict]], *, also: dict[str, list[dict]] | None = None
+    figures: dict[str, list[dict]], *, log: Path, also: dict[str, list[dict]] | None = None
 ) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, list[float]]]:
     """Per side, each round's CPU per request and p99 (seconds) and requests per second;
-    refuses a measurement in which any request failed (`also`: more rounds to look at)."""
+    refuses a measurement in which any request failed (`also`: more rounds to look at), and
+    says what the servers' log (`log`) tells of the failures."""
     errors = {
         name: sum(r["socket_errors"] + r["status_errors"] for r in runs)
         for name, runs in {**figures, **(also or {})}.items()
     }
     if any(errors.values()):
-        raise RuntimeError(f"failed requests during the runs: {errors}")
+        raise RuntimeError(
+            f"failed requests during the runs: {errors}; the servers logged {_failures(log)}"
+        )
     cpu = {name: [r["cpu_per_request_s"] for r in runs] for name, runs in figures.items()}
     rps = {name: [r["rps"] for r in runs] for name, runs in figures.items()}
     p99 = {name: [r["p99_us"] / 1e6 for r in runs] for name, runs in figures.items()}
     return cpu, rps, p99
+
+
+def _failures(log: Path) -> str:
+    """The answers other than 200 in a servers' log (its access lines, JSON) and its warnings
+    and errors, most frequent first: what a failed run is told, as the log goes with it."""
+    tally: Counter[str] = Counter()
+    for line in log.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            tally[line[:100]] += 1  # a traceback's lines, gunicorn's own
+            continue
+        status = record.get("status")
+        if status is not None and status != 200:
+            tally[f"{record.get('method')} {record.get('path')} {status}"] += 1
+        elif status is None and record.get("level") in {"WARNING", "ERROR", "CRITICAL"}:
+            tally[str(record.get("message"))[:100]] += 1
+    return "; ".join(f"{count} x {what}" for what, count in tally.most_common(8)) or "nothing"
 
 
 def _interleaved(sides: dict[str, _Side], *, rounds: int, seconds: float, warmup: float):
@@ -358,6 +380,7 @@ def throughput(*, dataset: Dataset, plan: HttpPlan) -> list[Row | Check]:
             seconds=min(plan.seconds, 3.0),
             warmup=1.0,
         )
+        cpu, _, p99 = _series(figures, log=log, also={"static": ceiling["static"]})
         profile = None
         rps = {name: [r["rps"] for r in runs] for name, runs in figures.items()}
         if statistics.median(rps["on"]) / statistics.median(rps["off"]) < THROUGHPUT_TARGET:
@@ -368,7 +391,6 @@ def throughput(*, dataset: Dataset, plan: HttpPlan) -> list[Row | Check]:
             sides["on"].round(seconds=plan.seconds + 3)
             profile = profiling.summarize(runs, name="pair6")
 
-    cpu, _, p99 = _series(figures, also={"static": ceiling["static"]})
     setup = _setup(plan=plan, store=run.store, size=run.size)
     return [
         Row(
@@ -463,7 +485,7 @@ def limits_cost(*, dataset: Dataset, plan: HttpPlan) -> list[Row]:
         figures = _interleaved(
             sides, rounds=plan.rounds, seconds=plan.seconds, warmup=plan.warmup_seconds
         )
-    cpu, rps, p99 = _series(figures)
+        cpu, rps, p99 = _series(figures, log=log)
     setup = _setup(plan=plan, store=run.store, size=run.size)
     return [
         Row(
@@ -543,7 +565,7 @@ def placements(*, dataset: Dataset, plan: HttpPlan) -> list[Row]:
         figures = _interleaved(
             sides, rounds=plan.rounds, seconds=plan.seconds, warmup=plan.warmup_seconds
         )
-    cpu, rps, _ = _series(figures)
+        cpu, rps, _ = _series(figures, log=run.log)
     setup = _setup(plan=plan, store=run.store, size=run.size)
     rows = []
     for pair, cpu_pair, kind, where in (
