@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
+from django.conf import settings
 from django.db import connections
 
 from bench import placed, profiling
@@ -48,6 +49,7 @@ from bench.dataset import SERVED_RANK, Dataset
 from bench.environment import PROJECT_ROOT
 from bench.issuer import AUDIENCE, ROLES_CLAIM, TENANT_CLAIM, BenchIssuer
 from bench.measure import Check, Row, Target, round_order
+from bench.tenant_limits import limits_for_run
 from tenants.models import Tenant
 
 WORKERS = 2
@@ -62,6 +64,7 @@ SERVER_CPUS, LOAD_CPUS = "0", "1"
 # The shared store of rate and concurrency limits a deployment runs with (docs/limits.md);
 # without a Redis, the PostgreSQL store, and the table says so.
 REDIS_URL = os.environ.get("AMEIDE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+HEADROOM_KEYS = ("requests_per_second", "burst", "concurrent_requests")
 
 
 @dataclass(frozen=True)
@@ -294,6 +297,18 @@ class _Run:
         )
 
 
+def headroom(tenant: Tenant, *, stack: ExitStack) -> None:
+    """The enterprise plan's rate, burst and concurrency for `tenant` until `stack` closes.
+
+    These pairs measure what checking the limits costs a request, not the limits: with the
+    standard plan's 200 requests per second and burst of 400, a side that runs two rounds back
+    to back (round_order) at more than 240 requests per second is refused with 429s, and the
+    run fails. The checks themselves are the same whatever the numbers."""
+    enterprise = settings.TENANCY_PLANS["enterprise"]
+    values = {key: enterprise[key] for key in HEADROOM_KEYS}
+    stack.enter_context(limits_for_run(tenant, values=values, why="HTTP pairs"))
+
+
 @contextmanager
 def _served(dataset: Dataset):
     tenant_id, size = dataset.tenant_at_rank(SERVED_RANK)
@@ -301,6 +316,7 @@ def _served(dataset: Dataset):
     issuer = BenchIssuer()
     owner_params = _owner_params()
     with ExitStack() as stack:
+        headroom(tenant, stack=stack)
         stack.callback(issuer.stop)
         issuer.serve()
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ameide-bench-")))
@@ -325,7 +341,8 @@ def _setup(*, plan: HttpPlan, store: str, size: int) -> str:
     pinning = "wrk on core 1, gunicorn on core 0" if PINNED else "no pinning (1 core)"
     return (
         f"gunicorn gthread {WORKERS}x{THREADS}, wrk {CONNECTIONS} connections, {pinning}, {store}, "
-        f"{plan.rounds} rounds of {plan.seconds:g}s, tenant with {size:,} rows"
+        f"{plan.rounds} rounds of {plan.seconds:g}s, tenant with {size:,} rows and the "
+        "enterprise plan's rate"
     )
 
 
@@ -536,6 +553,8 @@ def placements(*, dataset: Dataset, plan: HttpPlan) -> list[Row]:
             "schema": placed.schema_copy(source=run.tenant_id, owner="owner"),
             "database": placed.database_copy(source=run.tenant_id, owner="owner", env=placed_env),
         }
+        for tenant in tenants.values():
+            headroom(tenant, stack=stack)
         bearers = {"shared": run.bearer}
         for kind, tenant in tenants.items():
             token = run.issuer.mint(

@@ -31,7 +31,7 @@ from bench.environment import PROJECT_ROOT
 from bench.issuer import BenchIssuer
 from bench.measure import Check, Row, Target, iqr
 from bench.pairs_http import limits_store, server_env
-from limits.services import limits_change
+from bench.tenant_limits import limits_for_run
 from tenants.models import Tenant
 from tests.rls.support import gunicorn_process
 
@@ -93,16 +93,6 @@ def _cpus() -> tuple[set[int], int | None]:
     return {available[0]}, available[1]
 
 
-@contextmanager
-def _limits(tenant: Tenant, values: dict[str, int]):
-    """The tenant's limits set for the block, then back to its plan's (audited both ways)."""
-    limits_change(tenant=tenant, set_values=values, reason="bench pair 9")
-    try:
-        yield
-    finally:
-        limits_change(tenant=tenant, unset=list(values), reason="bench pair 9 done")
-
-
 def _loadgen(spec: dict, *, workdir: Path) -> dict:
     path = workdir / "neighbours.json"
     path.write_text(json.dumps(spec))
@@ -153,8 +143,10 @@ def compare(*, dataset: Dataset, plan: NeighbourPlan) -> list[Row | Check]:
         stack.callback(issuer.stop)
         issuer.serve()
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ameide-bench-")))
-        stack.enter_context(_limits(tenants[NOISY_RANK], NOISY_LIMITS))
-        stack.enter_context(_limits(tenants[UNLIMITED_RANK], UNLIMITED_LIMITS))
+        stack.enter_context(limits_for_run(tenants[NOISY_RANK], values=NOISY_LIMITS, why="pair 9"))
+        stack.enter_context(
+            limits_for_run(tenants[UNLIMITED_RANK], values=UNLIMITED_LIMITS, why="pair 9")
+        )
         env = server_env(issuer)
         env["REDIS_URL"], store = limits_store()
         with _on_cpus(server_cpus):
