@@ -297,7 +297,7 @@ class _Run:
         )
 
 
-def headroom(tenant: Tenant, *, stack: ExitStack) -> None:
+def _headroom(tenant: Tenant, *, stack: ExitStack) -> None:
     """The enterprise plan's rate, burst and concurrency for `tenant` until `stack` closes.
 
     These pairs measure what checking the limits costs a request, not the limits: with the
@@ -316,7 +316,7 @@ def _served(dataset: Dataset):
     issuer = BenchIssuer()
     owner_params = _owner_params()
     with ExitStack() as stack:
-        headroom(tenant, stack=stack)
+        _headroom(tenant, stack=stack)
         stack.callback(issuer.stop)
         issuer.serve()
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ameide-bench-")))
@@ -554,7 +554,7 @@ def placements(*, dataset: Dataset, plan: HttpPlan) -> list[Row]:
             "database": placed.database_copy(source=run.tenant_id, owner="owner", env=placed_env),
         }
         for tenant in tenants.values():
-            headroom(tenant, stack=stack)
+            _headroom(tenant, stack=stack)
         bearers = {"shared": run.bearer}
         for kind, tenant in tenants.items():
             token = run.issuer.mint(
