@@ -122,11 +122,23 @@ def unscoped(*, reason: str, actor: str = "", using: str = "default") -> Iterato
         _gate.close(grant, using=using)
 
 
+_GLOBAL = DatabaseScope("g", 0)
+# One object per tenant (the backend compares scopes on every statement: the same object
+# compares at once); bounded, like the backend's other per-tenant caches.
+_TENANT_SCOPES: dict[int, DatabaseScope] = {}
+
+
 def database_scope() -> DatabaseScope:
     """What the transaction must carry into PostgreSQL (tenants.db.backend)."""
     scope = _scope.get()
     if scope.tenant is not None:
-        return DatabaseScope("t", int(scope.tenant.pk))
+        tenant_id = int(scope.tenant.pk)
+        made = _TENANT_SCOPES.get(tenant_id)
+        if made is None:
+            if len(_TENANT_SCOPES) > 10_000:
+                _TENANT_SCOPES.clear()
+            made = _TENANT_SCOPES[tenant_id] = DatabaseScope("t", tenant_id)
+        return made
     if scope.grant is not None:
         return DatabaseScope("b", scope.grant)
-    return DatabaseScope("g", 0)
+    return _GLOBAL

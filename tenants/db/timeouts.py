@@ -22,6 +22,11 @@ def statement_timeout(*, tenant_id: int, milliseconds: int) -> Iterator[None]:
         _timeout.reset(token)
 
 
+def requested_timeout() -> tuple[int, int] | None:
+    """(tenant id, milliseconds) the current request set, or None."""
+    return _timeout.get()
+
+
 def timeout_for(*, tenant_id: int, default: int) -> int:
     """The tenant's timeout if the current request set one for it, else `default`."""
     value = _timeout.get()

@@ -26,6 +26,7 @@ import time
 
 import psycopg
 from django.conf import settings
+from django.core.signals import setting_changed
 from django.db import transaction
 from django.db.backends.postgresql import base as postgresql
 from django.db.backends.postgresql import features as postgresql_features
@@ -36,7 +37,7 @@ from psycopg._preparing import Prepare
 from tenants.actor import current_actor
 from tenants.context import current_tenant_or_none, database_scope
 from tenants.db.signing import DatabaseScope, scope_value, tenant_label
-from tenants.db.timeouts import timeout_for
+from tenants.db.timeouts import requested_timeout, timeout_for
 from tenants.db.wall import SCOPE_SETTING
 from tenants.placement.kinds import loaded_in_shared_tables
 from tenants.placement.paths import (
@@ -102,12 +103,12 @@ class WallCursor(postgresql.CursorMixin, Cursor):
     requirements.lock, and the RLS suite fails loudly if they change).
     """
 
-    _wall_scope: tuple[str, list[str]] | None = None
+    _wall_scope: tuple[str, tuple[str, ...]] | None = None
     _wall_begin: bytes | None = None
 
-    def carry(self, prefix: str, params: list[str]) -> None:
-        """Send `prefix` with the next statement (the backend's scope)."""
-        self._wall_scope = (prefix, params)
+    def carry(self, prefix: tuple[str, tuple[str, ...]]) -> None:
+        """Send `prefix` (the backend's scope: its SQL and parameters) with the next statement."""
+        self._wall_scope = prefix
 
     def carry_nothing(self) -> None:
         self._wall_scope = self._wall_begin = None
@@ -142,7 +143,7 @@ class WallCursor(postgresql.CursorMixin, Cursor):
         if scope is None or self._conn._pipeline:
             return (yield from super()._maybe_prepare_gen(pgq, prepare=prepare, binary=binary))
         pgconn = self._pgconn
-        prefix = self._convert_query(*scope)
+        prefix = self._prefix_query(scope)
         pgconn.enter_pipeline_mode()
         try:
             if begin is not None:
@@ -182,6 +183,18 @@ class WallCursor(postgresql.CursorMixin, Cursor):
             raise psycopg.errors.error_from_result(leading_errors[0], encoding=self._encoding)
         self._check_results(results)
         self._set_results(results)
+
+    def _prefix_query(self, prefix: tuple[str, tuple[str, ...]]):
+        """`prefix` converted for the server (its parameters dumped). The backend hands the same
+        tuple to each statement of one context (DatabaseWrapper.scope_prefix), so the converted
+        query is kept on the connection for as long as it does: a tuple is never changed, and
+        the one kept here cannot be freed and its identity reused."""
+        kept = getattr(self._conn, "_wall_prefix", None)
+        if kept is not None and kept[0] is prefix:
+            return kept[1]
+        converted = self._convert_query(*prefix)
+        self._conn._wall_prefix = (prefix, converted)
+        return converted
 
     def _send_maybe_prepared(self, pgq, *, prepare, binary) -> tuple[Prepare, bytes, int]:
         """Send `pgq` into the open libpq pipeline, prepared when psycopg's cache says so;
@@ -225,6 +238,8 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
         self._carried: DatabaseScope | None = None
         self._carried_until = 0.0
         self._signed: dict[tuple[DatabaseScope, int], tuple[str, float]] = {}
+        # The last prefix made, what it was made of and until when it holds (scope_prefix).
+        self._prefix_memo: tuple[tuple, float, tuple[str, tuple[str, ...]]] | None = None
         self.execute_wrappers.insert(0, self._carry_scope)
 
     def get_connection_params(self):
@@ -253,11 +268,13 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
     def _close(self):
         self._carried = None
         self._signed.clear()
+        self._prefix_memo = None
         return super()._close()
 
     def init_connection_state(self):
         super().init_connection_state()
         self._global_pid = None
+        self._prefix_memo = None  # a new server process: its pid is in the signed value
         if settings.TENANCY_CITUS and settings.TENANCY_SCOPE_BIND_BACKEND:
             # On a Citus coordinator the scope binds to the backend's global pid, which the
             # workers serving this backend report too (tenants.db.wall.scope_id).
@@ -300,8 +317,34 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
             return self._global_pid
         return self.connection.info.backend_pid
 
-    def scope_prefix(self, scope: DatabaseScope) -> tuple[str, list[str]]:
-        """The statement that puts `scope` into the current transaction, with its parameters."""
+    def scope_prefix(self, scope: DatabaseScope) -> tuple[str, tuple[str, ...]]:
+        """The statement that puts `scope` into the current transaction, with its parameters.
+
+        The statements of one context (a request's after its first, a job's loop) send the same
+        prefix: it is kept, with what it was made of, and made again when any of that changes
+        (the scope, the tenant and its loaded placement, the request, its timeout, a setting,
+        the connection) or its signed value nears its expiry. Making it costs a statement
+        about 3 % of a read by key (docs/benchmarks.md, stop 27).
+        """
+        tenant = current_tenant_or_none()
+        made_of = (
+            scope,
+            tenant.pk if tenant is not None else None,
+            loaded_in_shared_tables(tenant) if tenant is not None else None,
+            current_actor().request_id,
+            requested_timeout(),
+            _settings_generation,
+        )
+        memo = self._prefix_memo
+        if memo is not None and memo[0] == made_of and time.time() < memo[1]:
+            self._carried_until = memo[1]
+            return memo[2]
+        prefix, params = self._make_prefix(scope)
+        made = (prefix, tuple(params))
+        self._prefix_memo = (made_of, self._carried_until, made)
+        return made
+
+    def _make_prefix(self, scope: DatabaseScope) -> tuple[str, list[str]]:
         pid = self.backend_pid()
         ttl = settings.TENANCY_SCOPE_TTL_SECONDS
         now = time.time()
@@ -358,10 +401,11 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
             # any transaction block).
             return execute(sql, params, many, context)
         scope = database_scope()
-        autocommit = self.get_autocommit()
+        # The connection is open (a cursor runs this): Django's get_autocommit() would check.
+        autocommit = self.autocommit
         if not autocommit and self._carried == scope and time.time() < self._carried_until:
             return execute(sql, params, many, context)
-        prefix, prefix_params = self.scope_prefix(scope)
+        prefix = self.scope_prefix(scope)
         raw_cursor = context["cursor"].cursor
         if (
             many
@@ -372,10 +416,8 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
             # On Citus the scope also goes out as SET LOCAL (see _set_now), which must run in a
             # transaction block to reach the workers.
             # executemany() and named cursors cannot share a pipeline with the prefix.
-            return self._carry_separately(
-                execute, sql, params, many, context, prefix, prefix_params
-            )
-        raw_cursor.carry(prefix, prefix_params)
+            return self._carry_separately(execute, sql, params, many, context, *prefix)
+        raw_cursor.carry(prefix)
         try:
             result = execute(sql, params, many, context)
         finally:
@@ -409,6 +451,20 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
             if settings.TENANCY_CITUS:
                 self.connection.execute(_set_local(prefix_params[0]))
         self._carried = database_scope()
+
+
+# Bumped when a TENANCY_* setting changes (tests): every connection's kept prefix is made again.
+_settings_generation = 0
+
+
+def _settings_changed(*, setting: str, **_kwargs) -> None:
+    global _settings_generation
+    if setting.startswith("TENANCY_"):
+        _settings_generation += 1
+
+
+def connect_signals() -> None:
+    setting_changed.connect(_settings_changed, dispatch_uid="tenants.db.backend.settings")
 
 
 def _in_shared_tables(scope: DatabaseScope) -> bool:
