@@ -29,6 +29,38 @@ def interleave(
     return samples
 
 
+def alternate(
+    sides: dict[str, Callable[[], object]], *, rounds: int, calls: int, warmup: int = 1
+) -> dict[str, list[float]]:
+    """Two sides called in turn, one call each (A B B A A B ...), `calls` calls of each per
+    round; a side's value for a round is its mean seconds per call.
+
+    For two ways of doing one small operation. Each call runs beside a call of the other side,
+    so both meet the same host from one millisecond to the next (a shared host changes speed
+    within a second, which batches of a third of a second each do not cancel); and each side
+    follows the other as often as itself, so neither finds the caches warmer. Per-round ratios
+    stay within a few percent where batches spread by 20 % (docs/benchmarks.md, stop 27).
+    """
+    first, second = sides
+    samples: dict[str, list[float]] = {first: [], second: []}
+    for index in range(warmup + rounds):
+        gc.collect()
+        totals = {first: 0, second: 0}
+        gc.disable()
+        try:
+            for call in range(calls):
+                for name in (first, second) if call % 2 == 0 else (second, first):
+                    start = time.perf_counter_ns()
+                    sides[name]()
+                    totals[name] += time.perf_counter_ns() - start
+        finally:
+            gc.enable()
+        if index >= warmup:
+            for name, total in totals.items():
+                samples[name].append(total / calls / 1e9)
+    return samples
+
+
 def round_order(names: list[str], index: int) -> list[str]:
     """The order of the sides in round `index`: forwards on even rounds, backwards on odd."""
     return list(names) if index % 2 == 0 else list(reversed(names))

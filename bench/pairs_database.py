@@ -17,8 +17,9 @@ from accounts.admission import admit
 from accounts.models import User
 from accounts.providers import ProviderPolicy
 from accounts.tokens import IssuerConfig, VerifiedToken
+from bench.before_wall import base as before_wall
 from bench.dataset import CROWDED_RANK, IDP, SERVED_RANK, Dataset
-from bench.measure import Check, Row, Target, calibrate, interleave, per_op_seconds
+from bench.measure import Check, Row, Target, alternate, calibrate, interleave, per_op_seconds
 from bench.profiling import profile_calls
 from tenants.context import tenant_context
 from tenants.models import Tenant
@@ -166,18 +167,20 @@ def list_under_rls(*, dataset: Dataset, plan: Plan) -> list[Row | Check]:
         return run
 
     prewall_sql = _prewall_sql(sql)
-    prewall_params = (str(tenant_id), *params)
-    if _fetch_prewall(prewall_sql, prewall_params) != under_rls:
-        raise RuntimeError("the pre-wall copy returned other rows than RLS")
-
-    def prewall() -> float:
-        return per_op_seconds(lambda: _fetch_prewall(prewall_sql, prewall_params), count=count)
-
     with tenant_context(tenant):
+        if _fetch_all(BEFORE_WALL, prewall_sql, params) != under_rls:
+            raise RuntimeError("the pre-wall copy returned other rows than RLS")
         count = calibrate(lambda: _fetch_all("default", sql, params), seconds=plan.batch_seconds)
-    samples = interleave(
-        {"rls": side("default"), "bypass": side("owner"), "prewall": prewall}, rounds=plan.rounds
-    )
+    samples = interleave({"rls": side("default"), "bypass": side("owner")}, rounds=plan.rounds)
+    with tenant_context(tenant):
+        designs = alternate(
+            {
+                "signed": lambda: _fetch_all("default", sql, params),
+                "unsigned": lambda: _fetch_all(BEFORE_WALL, prewall_sql, params),
+            },
+            rounds=plan.rounds,
+            calls=count,
+        )
     index_lines = [line.strip() for line in plan_lines if "Index Cond" in line]
     on_tenant = any("tenant_id" in line for line in index_lines)
     return [
@@ -196,13 +199,16 @@ def list_under_rls(*, dataset: Dataset, plan: Plan) -> list[Row | Check]:
         Row(
             pair="2w",
             title="the same, signed scope vs the unsigned setting and policy from before the "
-            "database wall (a copy of the table; stock backend, one simple-protocol message)",
+            "database wall (a copy of the table; that backend, bench.before_wall), called in "
+            "turn",
             ours_label="signed",
             base_label="unsigned",
             unit="us",
-            ours=samples["rls"],
-            base=samples["prewall"],
+            ours=designs["signed"],
+            base=designs["unsigned"],
             target=Target(high=1.05),
+            note="one call of each in turn (bench.measure.alternate)",
+            extra={"calls_per_round": count},
         ),
         Check(
             pair="2",
@@ -271,16 +277,15 @@ def list_by_member_count(*, dataset: Dataset, plan: Plan) -> list[Row | Check]:
 
 # The design before the database wall (issue 9), rebuilt on a copy of the workflows table: the
 # tenant as a plain setting any SQL could set, read by the policy, and sent in front of the
-# statement in the same simple-protocol message, by Django's stock backend as the runtime role.
-# Pairs 2w and 3w compare the signed scope with it.
+# statement in the same simple-protocol message by that design's backend (bench.before_wall)
+# as the runtime role. Pairs 2w and 3w compare the signed scope with it.
+BEFORE_WALL = "runtime_before_wall"
 PREWALL_TABLE = "bench_prewall_workflow"
-PREWALL_SETTING = "bench.tenant_id"
 _prewall_made: set[str] = set()
 
 
 def _prewall_sql(sql: str) -> str:
-    """`sql` reading the copy made with the old policy, with the old prefix in front of it
-    (its first parameter is the tenant's id). The copy is made once per run."""
+    """`sql` reading the copy made with the old policy. The copy is made once per run."""
     table = Workflow._meta.db_table
     if PREWALL_TABLE not in _prewall_made:
         runtime = connections["default"].settings_dict["USER"]
@@ -293,21 +298,14 @@ def _prewall_sql(sql: str) -> str:
             cursor.execute(f"ALTER TABLE {PREWALL_TABLE} FORCE ROW LEVEL SECURITY")
             cursor.execute(
                 f"CREATE POLICY prewall ON {PREWALL_TABLE} USING (tenant_id = "
-                f"(SELECT NULLIF(current_setting('{PREWALL_SETTING}', true), '')::bigint))"
+                f"(SELECT NULLIF(current_setting('{before_wall.SETTING}', true), '')::bigint))"
             )
             cursor.execute(f'GRANT SELECT ON {PREWALL_TABLE} TO "{runtime}"')
         _prewall_made.add(PREWALL_TABLE)
     copy = sql.replace(f'"{table}"', f'"{PREWALL_TABLE}"')
     if copy == sql:
         raise RuntimeError(f"the query does not name {table}")
-    return f"SELECT set_config('{PREWALL_SETTING}', %s, true); {copy}"
-
-
-def _fetch_prewall(sql: str, params: tuple) -> list[tuple]:
-    with connections["runtime_stock"].cursor() as cursor:
-        cursor.execute(sql, params)
-        cursor.nextset()  # the prefix's result comes first
-        return cursor.fetchall()
+    return copy
 
 
 def per_request_context(*, dataset: Dataset, plan: Plan) -> list[Row]:
@@ -361,16 +359,14 @@ def per_request_context(*, dataset: Dataset, plan: Plan) -> list[Row]:
             return _fetch_all("default", key_sql, (tenant_id, next(pks)))
 
     def unsigned_transaction():
-        with transaction.atomic(using="runtime_stock"):
-            return _fetch_prewall(prewall_key_sql, (str(tenant_id), tenant_id, next(pks)))
+        with tenant_context(tenants["default"]), transaction.atomic(using=BEFORE_WALL):
+            return _fetch_all(BEFORE_WALL, prewall_key_sql, (tenant_id, next(pks)))
 
     pk = next(pks)
     with tenant_context(tenants["default"]):
         signed_row = _fetch_all("default", key_sql, (tenant_id, pk))
-    if (
-        len(signed_row) != 1
-        or _fetch_prewall(prewall_key_sql, (str(tenant_id), tenant_id, pk)) != signed_row
-    ):
+        unsigned_row = _fetch_all(BEFORE_WALL, prewall_key_sql, (tenant_id, pk))
+    if len(signed_row) != 1 or unsigned_row != signed_row:
         raise RuntimeError("the signed and the pre-wall reads returned other rows")
 
     sides = {
@@ -378,12 +374,15 @@ def per_request_context(*, dataset: Dataset, plan: Plan) -> list[Row]:
         "plain": autocommit_read,
         "autocommit_tenant": autocommit_in_tenant,
         "admitted": admitted_read,
-        "signed": signed_transaction,
-        "unsigned": unsigned_transaction,
     }
     count = calibrate(sides["ours"], seconds=plan.batch_seconds)
     samples = interleave(
         {name: _batch(op, count) for name, op in sides.items()}, rounds=plan.rounds
+    )
+    designs = alternate(
+        {"signed": signed_transaction, "unsigned": unsigned_transaction},
+        rounds=plan.rounds,
+        calls=count,
     )
     round_trips = {
         "context": _round_trips(sides["ours"], alias="default"),
@@ -391,7 +390,7 @@ def per_request_context(*, dataset: Dataset, plan: Plan) -> list[Row]:
         "tenant in autocommit": _round_trips(autocommit_in_tenant, alias="default"),
         "admission and read": _round_trips(admitted_read, alias="default"),
         "signed": _round_trips(signed_transaction, alias="default"),
-        "unsigned (before the wall)": _round_trips(unsigned_transaction, alias="runtime_stock"),
+        "unsigned (before the wall)": _round_trips(unsigned_transaction, alias=BEFORE_WALL),
     }
     trips = ", ".join(f"{name} {n}" for name, n in round_trips.items())
     rows = [
@@ -420,14 +419,15 @@ def per_request_context(*, dataset: Dataset, plan: Plan) -> list[Row]:
         Row(
             pair="3w",
             title="one read by key in a transaction, same SQL: signed scope vs the unsigned "
-            "setting and policy from before the database wall (stock backend, prefix in the "
-            "statement's message)",
+            "setting and policy from before the database wall (that backend, "
+            "bench.before_wall: the prefix in the statement's message), called in turn",
             ours_label="signed",
             base_label="unsigned",
             unit="us",
-            ours=samples["signed"],
-            base=samples["unsigned"],
+            ours=designs["signed"],
+            base=designs["unsigned"],
             target=Target(high=1.05),
+            note="one call of each in turn (bench.measure.alternate)",
         ),
         Row(
             pair="3e",

@@ -2,8 +2,9 @@
 
 - `runtime_1k` / `owner_1k`: the same roles on the 1,000-tenant dataset (pair 4);
 - `plain`: the owner on Django's stock PostgreSQL backend, no tenancy at all (pair 3);
-- `runtime_stock`: the runtime role on Django's stock backend (client-side binding, no signed
-  scope): the design before the database wall, which pair 2 rebuilds to compare with;
+- `runtime_before_wall`: the runtime role on the backend as it was before the database wall
+  (bench.before_wall: client-side binding, a plain setting, no signed scope), the baseline of
+  pairs 2w and 3w;
 - `owner`: the owner role (a benchmark builds its datasets; runtime processes never have it).
 """
 
@@ -23,9 +24,9 @@ DATABASES["plain"] = {
     "ENGINE": "django.db.backends.postgresql",
     "TEST": {},
 }
-DATABASES["runtime_stock"] = {
+DATABASES["runtime_before_wall"] = {
     **DATABASES["default"],
-    "ENGINE": "django.db.backends.postgresql",
+    "ENGINE": "bench.before_wall",
     "OPTIONS": {
         key: value
         for key, value in DATABASES["default"].get("OPTIONS", {}).items()

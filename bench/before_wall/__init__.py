@@ -1,0 +1,1 @@
+"""Benchmark only: the database backend as it was before the database wall (issue 9)."""
