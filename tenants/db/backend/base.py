@@ -323,8 +323,8 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
         The statements of one context (a request's after its first, a job's loop) send the same
         prefix: it is kept, with what it was made of, and made again when any of that changes
         (the scope, the tenant and its loaded placement, the request, its timeout, a setting,
-        the connection) or its signed value nears its expiry. Making it costs a statement
-        about 3 % of a read by key (docs/benchmarks.md, stop 27).
+        the connection) or its signed value nears its expiry. Making it cost an autocommit read
+        of a page about 3 % (docs/benchmarks.md, stop 27).
         """
         tenant = current_tenant_or_none()
         made_of = (
