@@ -12,7 +12,8 @@ the application's own work:
   left out of the comparison with `off`.
 
 Every round sends `--requests` GET /api/workflows/ (pair 6's tenant and page) to each variant,
-interleaved (A B C, C B A, ...). Per request: the process's CPU, its PostgreSQL backend's
+interleaved (A B C, C B A, ...). Per request: the process's CPU (and how much of it the kernel
+spent, in system calls), its PostgreSQL backend's
 (/proc), wall time, and the cyclic garbage collector's time (gc.callbacks). The parts cost 3-8x less in a loop of their own: a request's other work evicts what a loop
 keeps in the CPU's caches (docs/benchmarks.md, stop 23). Needs the quick dataset (`make bench`
 builds it); Redis as pair 6 uses it when it answers.
@@ -172,10 +173,14 @@ def _child(variant: str) -> None:
         if timer is not None:
             timer.nanoseconds = dict.fromkeys(timer.nanoseconds, 0)
             timer.on = True
+        # The kernel's share (system time, in clock ticks: 10 ms over a round of hundreds of
+        # requests) is where a round trip's wake-ups land (docs/benchmarks.md, stop 28).
+        system_before = os.times().system
         cpu_before, wall_before = time.process_time(), time.perf_counter()
         for _ in range(count):
             request()
         cpu, wall = time.process_time() - cpu_before, time.perf_counter() - wall_before
+        system = os.times().system - system_before
         if timer is not None:
             timer.on = False
         # A round in which CONN_MAX_AGE replaced the connection has no backend figure: what the
@@ -186,6 +191,7 @@ def _child(variant: str) -> None:
         per = 1e6 / count
         result = {
             "worker": cpu * per,
+            "system": system * per,
             "backend": None if backend is None else backend * per,
             "wall": wall * per,
             "gc": collector["ns"] / 1000 / count,
@@ -291,19 +297,22 @@ def _report(samples: dict[str, list[dict]], *, args, size: int, store: str) -> N
         )
         + "\n"
     )
-    print("| variant | worker CPU | backend CPU | total | vs off | garbage collector |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print(
+        "| variant | worker CPU | of which in the kernel | backend CPU | total | vs off | "
+        "garbage collector |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for variant, runs in samples.items():
         if variant == "full-parts":
             continue
         cells = [
             _median_iqr([s[key] for s in runs if s[key] is not None])
-            for key in ("worker", "backend", "gc")
+            for key in ("worker", "system", "backend", "gc")
         ]
         ratio = statistics.median(total[variant]) / base
         print(
-            f"| {variant} | {cells[0]} | {cells[1]} | {_median_iqr(total[variant])} | "
-            f"{ratio:.3f}x | {cells[2]} |"
+            f"| {variant} | {cells[0]} | {cells[1]} | {cells[2]} | {_median_iqr(total[variant])} "
+            f"| {ratio:.3f}x | {cells[3]} |"
         )
     if args.parts:
         print("\n| part of `full` (full-parts: collector paused) | thread CPU, us per request |")

@@ -57,13 +57,6 @@ def _pks(*, alias: str, tenant_id: int, limit: int = 500) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def _in_tenant(tenant: Tenant, body: Callable[[], float]) -> float:
-    """`body` under the tenant in autocommit: every statement carries the scope in its own
-    message and implicit transaction, as the API's reads do (tenants.api)."""
-    with tenant_context(tenant):
-        return body()
-
-
 def pk_read(*, dataset: Dataset, plan: Plan) -> list[Row]:
     """Pair 1: Workflow.objects.get(pk=...) against a stock Manager on the same model.
 
@@ -84,13 +77,9 @@ def pk_read(*, dataset: Dataset, plan: Plan) -> list[Row]:
 
     with tenant_context(tenant):
         count = calibrate(scoped_get, seconds=plan.batch_seconds)
-    samples = interleave(
-        {
-            "scoped": lambda: _in_tenant(tenant, lambda: per_op_seconds(scoped_get, count=count)),
-            "plain": lambda: _in_tenant(tenant, lambda: per_op_seconds(plain_get, count=count)),
-        },
-        rounds=plan.rounds,
-    )
+        samples = alternate(
+            {"scoped": scoped_get, "plain": plain_get}, rounds=plan.rounds, calls=count
+        )
     rows = [
         Row(
             pair="1",
@@ -159,20 +148,19 @@ def list_under_rls(*, dataset: Dataset, plan: Plan) -> list[Row | Check]:
     if under_rls != bypassing or len(under_rls) != PAGE:
         raise RuntimeError("RLS and bypass sides returned different rows")
 
-    def side(alias: str) -> Callable[[], float]:
-        def run() -> float:
-            with tenant_context(tenant):
-                return per_op_seconds(lambda: _fetch_all(alias, sql, params), count=count)
-
-        return run
-
     prewall_sql = _prewall_sql(sql)
     with tenant_context(tenant):
         if _fetch_all(BEFORE_WALL, prewall_sql, params) != under_rls:
             raise RuntimeError("the pre-wall copy returned other rows than RLS")
         count = calibrate(lambda: _fetch_all("default", sql, params), seconds=plan.batch_seconds)
-    samples = interleave({"rls": side("default"), "bypass": side("owner")}, rounds=plan.rounds)
-    with tenant_context(tenant):
+        samples = alternate(
+            {
+                "rls": lambda: _fetch_all("default", sql, params),
+                "bypass": lambda: _fetch_all("owner", sql, params),
+            },
+            rounds=plan.rounds,
+            calls=count,
+        )
         designs = alternate(
             {
                 "signed": lambda: _fetch_all("default", sql, params),
