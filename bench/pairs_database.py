@@ -28,6 +28,7 @@ from workflows.models import Workflow
 
 NEWEST = ("-created_at", "-id")  # the list endpoint's order (workflows.pagination)
 PAGE = 50
+IN_TURN = "one call of each in turn (bench.measure.alternate)"
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,8 @@ def pk_read(*, dataset: Dataset, plan: Plan) -> list[Row]:
             ours=samples["scoped"],
             base=samples["plain"],
             target=Target(high=1.15),
-            extra={"calls_per_batch": count},
+            note=IN_TURN,
+            extra={"calls_per_round": count},
         ),
     ]
     if rows[0].verdict == "MISS":
@@ -182,7 +184,8 @@ def list_under_rls(*, dataset: Dataset, plan: Plan) -> list[Row | Check]:
             ours=samples["rls"],
             base=samples["bypass"],
             target=Target(high=1.10),
-            extra={"sql": sql, "explain": plan_lines, "calls_per_batch": count},
+            note=IN_TURN,
+            extra={"sql": sql, "explain": plan_lines, "calls_per_round": count},
         ),
         Row(
             pair="2w",
@@ -195,7 +198,7 @@ def list_under_rls(*, dataset: Dataset, plan: Plan) -> list[Row | Check]:
             ours=designs["signed"],
             base=designs["unsigned"],
             target=Target(high=1.05),
-            note="one call of each in turn (bench.measure.alternate)",
+            note=IN_TURN,
             extra={"calls_per_round": count},
         ),
         Check(
@@ -415,7 +418,7 @@ def per_request_context(*, dataset: Dataset, plan: Plan) -> list[Row]:
             ours=designs["signed"],
             base=designs["unsigned"],
             target=Target(high=1.05),
-            note="one call of each in turn (bench.measure.alternate)",
+            note=IN_TURN,
         ),
         Row(
             pair="3e",
