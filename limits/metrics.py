@@ -10,6 +10,7 @@ time-series database; the usage tables hold the full detail.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -17,9 +18,10 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.db.models import Sum
 from django.utils import timezone
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client import multiprocess as prometheus_multiprocess
 
+from limits.models import UsageDay
 from tenants.context import no_tenant
 
 OTHER = "other"
@@ -53,8 +55,6 @@ class _TopTenants:
 
 
 def _read_top() -> set[int]:
-    from limits.models import UsageDay
-
     try:
         with no_tenant():
             rows = (
@@ -91,12 +91,8 @@ def observe(*, tenant, status: int, seconds: float) -> None:
 
 def exposition() -> bytes:
     """The text exposition: every worker's figures in multi-process mode, else this process's."""
-    import os
-
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         prometheus_multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry)
-    from prometheus_client import REGISTRY
-
     return generate_latest(REGISTRY)

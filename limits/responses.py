@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 from django.http import HttpResponse, JsonResponse
+from psycopg import errors as pg_errors
 
 from limits.conf import Limits
 from limits.errors import QuotaExceeded
@@ -70,9 +71,7 @@ def statement_timeout_body() -> dict:
 
 def is_statement_timeout(exc: BaseException) -> bool:
     """A django OperationalError caused by PostgreSQL cancelling a statement (SQLSTATE 57014)."""
-    from psycopg import errors
-
-    return isinstance(getattr(exc, "__cause__", None), errors.QueryCanceled)
+    return isinstance(getattr(exc, "__cause__", None), pg_errors.QueryCanceled)
 
 
 def statement_timeout_response() -> HttpResponse:
