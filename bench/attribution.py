@@ -13,10 +13,10 @@ the application's own work:
 
 Every round sends `--requests` GET /api/workflows/ (pair 6's tenant and page) to each variant,
 interleaved (A B C, C B A, ...). Per request: the process's CPU (and how much of it the kernel
-spent, in system calls), its PostgreSQL backend's
-(/proc), wall time, and the cyclic garbage collector's time (gc.callbacks). The parts cost 3-8x less in a loop of their own: a request's other work evicts what a loop
-keeps in the CPU's caches (docs/benchmarks.md, stop 23). Needs the quick dataset (`make bench`
-builds it); Redis as pair 6 uses it when it answers.
+spent), its PostgreSQL backend's (/proc), wall time, and the cyclic garbage collector's time
+(gc.callbacks). The parts cost 3-8x less in a loop of their own: a request's other work evicts
+what a loop keeps in the CPU's caches (docs/benchmarks.md, stop 23). Needs the quick dataset
+(`make bench` builds it); Redis as pair 6 uses it when it answers.
 """
 
 from __future__ import annotations
