@@ -102,11 +102,10 @@ def django_db_setup(request, django_test_environment, django_db_blocker):
     from tenants.db.roles import ensure_database, ensure_roles
     from tenants.placement import databases
 
-    test_name = os.environ.get("AMEIDE_TEST_DB_NAME")
-    if test_name:
-        # Update in place: Django already filled TEST with its defaults (MIRROR, CHARSET, ...).
-        settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = test_name
-        connections["default"].settings_dict.setdefault("TEST", {})["NAME"] = test_name
+    test_name = dedicated.session_name()
+    # Update in place: Django already filled TEST with its defaults (MIRROR, CHARSET, ...).
+    settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = test_name
+    connections["default"].settings_dict.setdefault("TEST", {})["NAME"] = test_name
     # On a Citus cluster (make test-citus) the test database is made a Citus database on every
     # node beforehand (scripts/citus-cluster createdb) and kept; `migrate` distributes it.
     on_citus = settings.TENANCY_CITUS

@@ -7,6 +7,7 @@ as in development: the runtime role logs in to them as AMEIDE_APP_ROLE), so that
 processes (manage.py, gunicorn) and the owner aliases see the same databases. Each is a test
 database of its own: AMEIDE_TEST_PLACED_PREFIX (default `<test database>_placed_`) + name.
 AMEIDE_TEST_FAR_URL overrides the other server's address (its database name is replaced).
+The test database's own name comes from here too (session_name: one per checkout by default).
 
 Not on a Citus cluster (`make test-citus`), where dedicated databases are not built: there,
 and with AMEIDE_TEST_DEDICATED=false, the matrices run with shared tenants only and the tests
@@ -15,6 +16,7 @@ of dedicated databases are skipped (a failure under CI=true).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import urllib.parse
 
@@ -24,6 +26,7 @@ from django.conf import settings
 from django.db import connections
 
 from ameide.database import dedicated_alias, dedicated_database_settings, owner_settings
+from ameide.embedded_db import PROJECT_ROOT
 from ameide.embedded_db import database_url as embedded_url
 from tenants.models import Placement, Tenant
 from tenants.placement import databases
@@ -36,6 +39,22 @@ ALIASES = [dedicated_alias(NEAR), dedicated_alias(FAR)] if ENABLED else []
 DATABASES = ["default", *ALIASES]
 # Transactional tests (committed rows): the owners too, whose flush empties the tables.
 COMMITTED_DATABASES = [*DATABASES, "owner", *(f"{alias}_owner" for alias in ALIASES)]
+
+
+def session_name() -> str:
+    """The test database's name: AMEIDE_TEST_DB_NAME, else `test_ameide_` and a tag of this
+    checkout.
+
+    Two checkouts on one machine (a `fresh-check` clone beside the working tree) share the
+    machine's PostgreSQL, where `far` lives (and the test database itself when DATABASE_URL
+    names that server), and its Redis, whose keys the limits tests name after the database.
+    Under one default name each session created and dropped the other's databases: a run beside
+    another failed hundreds of tests with "database ... does not exist"."""
+    name = os.environ.get("AMEIDE_TEST_DB_NAME")
+    if name:
+        return name
+    tag = hashlib.sha1(str(PROJECT_ROOT).encode(), usedforsecurity=False).hexdigest()[:6]
+    return f"test_ameide_{tag}"
 
 
 def _url(config: dict, *, name: str) -> str:
@@ -61,8 +80,7 @@ def configure() -> None:
     if not ENABLED:
         return
     if not os.environ.get("AMEIDE_DATABASES"):
-        base = os.environ.get("AMEIDE_TEST_DB_NAME") or "test_ameide"
-        prefix = os.environ.get("AMEIDE_TEST_PLACED_PREFIX") or f"{base}_placed_"
+        prefix = os.environ.get("AMEIDE_TEST_PLACED_PREFIX") or f"{session_name()}_placed_"
         owner = owner_settings(environ.Env())
         near = _url(owner, name=f"{prefix}{NEAR}")
         host = owner.get("OPTIONS", {}).get("host") or owner.get("HOST") or ""
